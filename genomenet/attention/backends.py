@@ -1,0 +1,203 @@
+"""Attention kernels that return the log-sum-exp, behind one interface.
+
+Dilated attention merges its branches by their softmax denominators, so every kernel here returns ``(out, lse)``
+and takes the *merged* ``out`` and ``lse`` in its backward (the identity ring attention uses): with those, each
+branch's backward gives exact gradients although the kernels' own log-sum-exp carries none.
+
+Layout everywhere in this file: ``q, k, v, out, grad_out`` are ``(batch, heads, len, head_dim)``, ``lse`` is
+``(batch, heads, len)`` in float32 (float64 for float64 inputs), ``mask`` is an additive float mask broadcastable to
+``(batch, heads, len_q, len_k)`` or None. Queries and keys of a call are the same set, so ``causal`` is top-left.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+ENV_OVERRIDE = "GENOMENET_ATTENTION_BACKEND"
+
+
+class AttentionBackend(Protocol):
+    name: str
+
+    def supports(self, device: torch.device, dtype: torch.dtype, has_mask: bool) -> bool: ...
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, causal: bool, mask: Tensor | None) -> tuple[Tensor, Tensor]: ...
+
+    def backward(
+        self, grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, causal: bool,
+        mask: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor]: ...
+
+
+class TorchCPUFlash:
+    """PyTorch's fused flash-attention kernel for CPU (float32/64, bfloat16, float16; additive masks)."""
+
+    name = "torch-cpu-flash"
+
+    def supports(self, device: torch.device, dtype: torch.dtype, has_mask: bool) -> bool:
+        return device.type == "cpu"
+
+    def forward(self, q, k, v, causal, mask):
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, causal, attn_mask=_as_dtype(mask, q.dtype)
+        )
+        return out, lse
+
+    def backward(self, grad_out, q, k, v, out, lse, causal, mask):
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+            grad_out, q, k, v, out, lse, 0.0, causal, attn_mask=_as_dtype(mask, q.dtype)
+        )
+
+
+class TorchCUDAEfficient:
+    """PyTorch's fused memory-efficient kernel on CUDA (float32, bfloat16, float16; additive masks)."""
+
+    name = "torch-cuda-efficient"
+
+    def supports(self, device: torch.device, dtype: torch.dtype, has_mask: bool) -> bool:
+        return device.type == "cuda" and dtype in (torch.float32, torch.float16, torch.bfloat16)
+
+    def forward(self, q, k, v, causal, mask):
+        out, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(
+            q, k, v, _as_dtype(mask, q.dtype), True, 0.0, causal
+        )
+        return out, lse[..., : q.shape[-2]]
+
+    def backward(self, grad_out, q, k, v, out, lse, causal, mask):
+        bias = _as_dtype(mask, q.dtype)
+        if bias is not None:  # the kernel wants a materialised bias when it computes its gradient
+            bias = bias.expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+        philox = torch.zeros(2, dtype=torch.int64, device=q.device)
+        dq, dk, dv, _ = torch.ops.aten._scaled_dot_product_efficient_attention_backward(
+            grad_out, q, k, v, bias, out, lse.contiguous(), philox, philox, 0.0, [True, True, True, False], causal
+        )
+        return dq, dk, dv
+
+
+class FlashAttn:
+    """The flash-attn package on CUDA (bfloat16, float16; no masks): the fastest source when installed."""
+
+    name = "flash-attn"
+
+    def supports(self, device: torch.device, dtype: torch.dtype, has_mask: bool) -> bool:
+        if device.type != "cuda" or dtype not in (torch.float16, torch.bfloat16) or has_mask:
+            return False
+        try:
+            import flash_attn  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def forward(self, q, k, v, causal, mask):
+        from flash_attn.flash_attn_interface import _flash_attn_forward
+
+        scale = q.shape[-1] ** -0.5
+        qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))  # flash-attn wants (b, len, h, d)
+        result = _flash_attn_forward(qt, kt, vt, 0.0, scale, causal=causal, window_size_left=-1,
+                                     window_size_right=-1, softcap=0.0, alibi_slopes=None, return_softmax=False)
+        return result[0].transpose(1, 2), result[1]
+
+    def backward(self, grad_out, q, k, v, out, lse, causal, mask):
+        from flash_attn.flash_attn_interface import _flash_attn_backward
+
+        scale = q.shape[-1] ** -0.5
+        qt, kt, vt, ot, gt = (x.transpose(1, 2) for x in (q, k, v, out, grad_out))
+        dq, dk, dv = torch.empty_like(qt), torch.empty_like(kt), torch.empty_like(vt)
+        _flash_attn_backward(gt.contiguous(), qt, kt, vt, ot, lse.contiguous(), dq, dk, dv, 0.0, scale, causal,
+                             -1, -1, 0.0, None, False)
+        return dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)
+
+
+@dataclass
+class Chunked:
+    """Pure PyTorch, any device and dtype: scores for ``chunk`` queries at a time, never a full score matrix."""
+
+    chunk: int = 1024
+    name: str = "chunked"
+
+    def supports(self, device: torch.device, dtype: torch.dtype, has_mask: bool) -> bool:
+        return True
+
+    def _scores(self, q: Tensor, k: Tensor, start: int, causal: bool, mask: Tensor | None) -> Tensor:
+        stop = min(start + self.chunk, q.shape[-2])
+        dtype = _compute_dtype(q.dtype)
+        scores = (q[..., start:stop, :].to(dtype) @ k.to(dtype).transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+        if mask is not None:
+            scores = scores + (mask if mask.shape[-2] == 1 else mask[..., start:stop, :]).to(dtype)
+        if causal:
+            rows = torch.arange(start, stop, device=q.device).unsqueeze(-1)
+            scores = scores.masked_fill(torch.arange(k.shape[-2], device=q.device) > rows, -math.inf)
+        return scores  # (b, h, stop - start, len_k)
+
+    def forward(self, q, k, v, causal, mask):
+        outs, lses = [], []
+        for start in range(0, q.shape[-2], self.chunk):
+            scores = self._scores(q, k, start, causal, mask)      # (b, h, chunk, len_k)
+            lse = torch.logsumexp(scores, dim=-1)
+            probs = torch.exp(scores - lse.clamp_min(-1e30).unsqueeze(-1))
+            outs.append((probs @ v.to(probs.dtype)).to(v.dtype))
+            lses.append(lse)
+        return torch.cat(outs, dim=-2), torch.cat(lses, dim=-1)
+
+    def backward(self, grad_out, q, k, v, out, lse, causal, mask):
+        dq = torch.empty_like(q)
+        dk = torch.zeros_like(k, dtype=_compute_dtype(q.dtype))
+        dv = torch.zeros_like(dk)
+        scale = q.shape[-1] ** -0.5
+        for start in range(0, q.shape[-2], self.chunk):
+            stop = min(start + self.chunk, q.shape[-2])
+            scores = self._scores(q, k, start, causal, mask)
+            probs = torch.exp(scores - lse[..., start:stop].unsqueeze(-1).to(scores.dtype))
+            g = grad_out[..., start:stop, :].to(probs.dtype)
+            dv += probs.transpose(-1, -2) @ g
+            delta = (g * out[..., start:stop, :].to(probs.dtype)).sum(-1, keepdim=True)
+            dscores = probs * (g @ v.to(probs.dtype).transpose(-1, -2) - delta) * scale
+            dq[..., start:stop, :] = (dscores @ k.to(probs.dtype)).to(q.dtype)
+            dk += dscores.transpose(-1, -2) @ q[..., start:stop, :].to(probs.dtype)
+        return dq, dk.to(k.dtype), dv.to(v.dtype)
+
+
+_BACKENDS: dict[str, AttentionBackend] = {
+    b.name: b for b in (FlashAttn(), TorchCUDAEfficient(), TorchCPUFlash(), Chunked())
+}
+_last_used: list[str] = []
+
+
+def available_backends() -> list[str]:
+    """Names of all backends, best first (whether each can run depends on device, dtype and mask)."""
+    return list(_BACKENDS)
+
+
+def select_backend(device: torch.device, dtype: torch.dtype, has_mask: bool, name: str | None = None):
+    """The named backend (argument, else ``$GENOMENET_ATTENTION_BACKEND``), else the best one that supports the call."""
+    name = name or os.environ.get(ENV_OVERRIDE) or None
+    if name is not None:
+        if name not in _BACKENDS:
+            raise ValueError(f"unknown attention backend {name!r}; choose one of {available_backends()}")
+        backend = _BACKENDS[name]
+        if not backend.supports(device, dtype, has_mask):
+            raise ValueError(f"attention backend {name!r} cannot run on {device.type} with {dtype}"
+                             + (" and a mask" if has_mask else ""))
+    else:
+        backend = next(b for b in _BACKENDS.values() if b.supports(device, dtype, has_mask))
+    _last_used[:] = [backend.name]
+    return backend
+
+
+def last_backend() -> str | None:
+    """Which backend the most recent dilated-attention call ran (None before the first)."""
+    return _last_used[0] if _last_used else None
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _as_dtype(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    return None if mask is None else mask.to(dtype)

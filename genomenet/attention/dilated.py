@@ -1,0 +1,86 @@
+"""``dilated_attention``: LongNet's dilated attention, exactly the formula of DESIGN.md section 1."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from genomenet.attention.backends import select_backend
+from genomenet.attention.merge import DilatedAttentionFunction
+from genomenet.attention.sparsify import Branch
+
+_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def dilated_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    segment_lengths: Sequence[int],
+    dilation_rates: Sequence[int],
+    causal: bool = False,
+    group=None,
+    key_padding_mask: Tensor | None = None,
+    backend: str | None = None,
+) -> Tensor:
+    """Dilated attention of ``(batch, seq, heads, head_dim)`` tensors; returns the same shape.
+
+    One branch per ``(w, r)``: segments of ``w`` positions, head ``h`` keeps offset ``h % r`` in each; branches are
+    merged by their softmax denominators. Any length, ``w`` and ``r``; gradients are exact through the merge.
+    ``key_padding_mask`` ``(batch, seq)`` is True at keys to ignore; a query left with no key outputs zeros.
+    ``backend`` names a kernel (see ``available_backends``); by default the best available one runs, and
+    ``last_backend()`` says which. ``group`` (a process group holding the sequence in chunks) is the
+    sequence-parallel path.
+    """
+    _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask)
+    if group is not None:
+        from genomenet.attention.sequence_parallel import sequence_parallel_dilated_attention
+
+        return sequence_parallel_dilated_attention(
+            q, k, v, segment_lengths, dilation_rates, causal, group, key_padding_mask, backend
+        )
+    batch, seq_len, num_heads, _ = q.shape
+    if seq_len == 0:
+        return q + k + v    # an empty sequence: empty output, autograd intact
+    branches = plan_branches(seq_len, segment_lengths, dilation_rates, num_heads)
+    kernel = select_backend(q.device, q.dtype, key_padding_mask is not None or _any_masked(branches, causal), backend)
+    q, k, v = (x.contiguous() for x in (q, k, v))
+    return DilatedAttentionFunction.apply(q, k, v, branches, causal, key_padding_mask, kernel)
+
+
+def plan_branches(seq_len: int, segment_lengths: Sequence[int], dilation_rates: Sequence[int], num_heads: int):
+    """Branches in the order they run: plain (r = 1, unpadded) first, so the first result needs no merge."""
+    branches = [Branch.build(seq_len, w, r, num_heads) for w, r in zip(segment_lengths, dilation_rates)]
+    return sorted(branches, key=lambda b: (b.dilation != 1 or b.ragged, b.dilation, b.segment))
+
+
+def _any_masked(branches: list[Branch], causal: bool) -> bool:
+    return not causal and any(b.ragged for b in branches)
+
+
+def _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask) -> None:
+    """Raise ``ValueError`` naming what is wrong with the arguments."""
+    if len(segment_lengths) == 0 or len(dilation_rates) == 0:
+        raise ValueError("segment_lengths and dilation_rates must each hold at least one value")
+    if len(segment_lengths) != len(dilation_rates):
+        raise ValueError(f"segment_lengths has {len(segment_lengths)} values but dilation_rates has "
+                         f"{len(dilation_rates)}; give one dilation rate per segment length")
+    for name, values in (("segment_lengths", segment_lengths), ("dilation_rates", dilation_rates)):
+        bad = [x for x in values if not isinstance(x, int) or isinstance(x, bool) or x < 1]
+        if bad:
+            raise ValueError(f"{name} must be positive integers, got {list(values)}")
+    if q.dim() != 4:
+        raise ValueError(f"q must be (batch, seq, heads, head_dim), got shape {tuple(q.shape)}")
+    if k.shape != q.shape or v.shape != q.shape:
+        raise ValueError(f"q, k, v must have one shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in _DTYPES:
+        raise ValueError(f"q, k, v must share one dtype of {_DTYPES}, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError("q, k, v must be on one device")
+    if key_padding_mask is not None and (
+        key_padding_mask.dtype != torch.bool or key_padding_mask.shape != q.shape[:2]
+    ):
+        raise ValueError(f"key_padding_mask must be a bool tensor of shape {tuple(q.shape[:2])}, got "
+                         f"{key_padding_mask.dtype} {tuple(key_padding_mask.shape)}")

@@ -1,0 +1,118 @@
+"""The dilated-attention autograd function: branches attended one at a time and merged online.
+
+Forward keeps one output and one log-sum-exp for the whole sequence and folds each branch into them at the rows the
+branch keeps (LongNet eq. 10), so no full-size tensor exists per branch. Backward runs each branch's fused backward
+with the *merged* output and log-sum-exp: the softmax over the union of a query's keys then factorises over branches,
+and the per-branch gradients sum to the exact gradient, merge weights included.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from genomenet.attention import sparsify
+from genomenet.attention.backends import AttentionBackend
+from genomenet.attention.sparsify import Branch
+
+
+def merge_into(out: Tensor, lse: Tensor, block_out: Tensor, block_lse: Tensor, branch: Branch) -> None:
+    """Fold one branch's ``(out, lse)`` blocks into the padded running ``out`` / ``lse`` in place."""
+    pairs = zip(sparsify.paired_views(out, block_out, branch), sparsify.paired_views(lse, block_lse, branch))
+    for (acc_out, new_out), (acc_lse, new_lse) in pairs:
+        merged = torch.logaddexp(acc_lse, new_lse)
+        weight = torch.exp(new_lse - merged.clamp_min(-1e30))   # 0 where neither has a key
+        acc_out.lerp_(new_out, weight.unsqueeze(-1).to(acc_out.dtype))
+        acc_lse.copy_(merged)
+
+
+def add_into(grad: Tensor, block_grad: Tensor, branch: Branch) -> None:
+    """Add a branch's gradient blocks to the padded gradient of the whole sequence in place."""
+    for acc, new in sparsify.paired_views(grad, block_grad, branch):
+        acc.add_(new)
+
+
+def _branch_mask(branch: Branch, batch: int, causal: bool, key_padding_mask: Tensor | None, device, dtype):
+    """The additive key mask a branch needs (None if none) and the rows that see no key at all (None if none)."""
+    needs_validity = key_padding_mask is not None or (branch.ragged and not causal)
+    if not needs_validity:
+        return None, None
+    valid = sparsify.valid_keys(branch, batch, key_padding_mask, device)
+    empty_rows = None if key_padding_mask is None else ~sparsify.rows_with_keys(valid, causal)
+    return sparsify.key_mask(valid, dtype), empty_rows
+
+
+def branch_forward(q, k, v, branch: Branch, causal: bool, key_padding_mask, backend: AttentionBackend):
+    """One branch: gather its rows into blocks, attend, return ``(out, lse)`` blocks."""
+    mask, empty_rows = _branch_mask(branch, q.shape[0], causal, key_padding_mask, q.device, q.dtype)
+    q_b, k_b, v_b = (sparsify.gather(sparsify.pad(x, branch), branch) for x in (q, k, v))
+    out_b, lse_b = backend.forward(q_b, k_b, v_b, causal, mask)   # (b*s, h, kept, d), (b*s, h, kept)
+    if empty_rows is not None:
+        lse_b = lse_b.masked_fill(empty_rows, -math.inf)
+        out_b = out_b.masked_fill(empty_rows.unsqueeze(-1), 0.0)
+    return out_b, lse_b
+
+
+def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_mask, backend):
+    """Merged ``out (b, n, h, d)`` and ``lse (b, n, h)`` over all branches; rows no branch keeps: 0 and -inf."""
+    out = lse = None
+    for branch in branches:
+        out_b, lse_b = branch_forward(q, k, v, branch, causal, key_padding_mask, backend)
+        if out is None and branch.dilation == 1 and not branch.ragged:
+            b, n, h, d = q.shape    # the first plain branch *is* the running result: no copy, no merge
+            out = out_b.transpose(1, 2).reshape(b, n, h, d)
+            lse = lse_b.transpose(1, 2).reshape(b, n, h)
+            continue
+        if out is None:
+            out = torch.zeros_like(q)
+            lse = torch.full(q.shape[:3], -math.inf, dtype=lse_b.dtype, device=q.device)
+        out_p, lse_p = sparsify.pad(out, branch), sparsify.pad(lse, branch, value=-math.inf)
+        merge_into(out_p, lse_p, out_b, lse_b, branch)
+        if branch.ragged:
+            out, lse = sparsify.unpad(out_p, branch), sparsify.unpad(lse_p, branch)
+    return out, lse
+
+
+def dilated_backward(grad_out, q, k, v, out, lse, branches, causal, key_padding_mask, backend):
+    """Exact ``dq, dk, dv``: each branch's fused backward run with the merged ``out`` and ``lse``."""
+    grads = None
+    # rows without any key have lse = -inf; +inf makes their probabilities 0 instead of inf * 0
+    lse = lse.masked_fill(lse == -math.inf, math.inf)
+    for branch in branches:
+        mask, _ = _branch_mask(branch, q.shape[0], causal, key_padding_mask, q.device, q.dtype)
+        blocks = [sparsify.gather(sparsify.pad(x, branch), branch) for x in (grad_out, q, k, v, out, lse)]
+        block_grads = backend.backward(*blocks, causal, mask)
+        if grads is None and branch.dilation == 1 and not branch.ragged:
+            grads = [g.transpose(1, 2).reshape(q.shape) for g in block_grads]
+            continue
+        if not branch.ragged:
+            grads = grads or [torch.zeros_like(x) for x in (q, k, v)]
+            for acc, block_grad in zip(grads, block_grads):
+                add_into(acc, block_grad, branch)
+            continue
+        padded = [q.new_zeros((q.shape[0], branch.padded_len, *q.shape[2:])) for _ in range(3)]
+        for acc, block_grad in zip(padded, block_grads):
+            add_into(acc, block_grad, branch)
+        unpadded = [sparsify.unpad(p, branch) for p in padded]
+        grads = unpadded if grads is None else [g.add_(u) for g, u in zip(grads, unpadded)]
+    return tuple(grads)
+
+
+class DilatedAttentionFunction(torch.autograd.Function):
+    """Autograd wrapper: saves the merged output and log-sum-exp, recomputes branch gathers in backward."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, branches, causal, key_padding_mask, backend):
+        out, lse = dilated_forward(q, k, v, branches, causal, key_padding_mask, backend)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.branches, ctx.causal, ctx.key_padding_mask, ctx.backend = branches, causal, key_padding_mask, backend
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = dilated_backward(grad_out, q, k, v, out, lse, ctx.branches, ctx.causal,
+                                      ctx.key_padding_mask, ctx.backend)
+        return dq, dk, dv, None, None, None, None

@@ -1,0 +1,135 @@
+"""Where one dilated branch looks, and the strided copies that move its rows to and from dense blocks.
+
+A branch ``(w, r)`` cuts positions ``0..n-1`` into segments of ``w`` (the last may be shorter; ``w >= n`` is one
+segment) and head ``h`` keeps the positions whose offset in their segment is ``h % r`` (DESIGN.md section 1). Viewed
+as ``(batch, segments, kept, r, heads, ...)``, head ``h``'s rows are the slice ``[..., h % r, h, ...]``: one strided
+copy per offset gathers them into dense ``(batch * segments, heads, kept, ...)`` blocks for a fused kernel.
+
+Ragged geometry (``n % w != 0`` or ``w % r != 0``) is padded so that every segment holds ``kept * r`` positions; the
+padding sits after the real positions of each (segment, head) row, so a causal kernel never lets a real query see it
+and a non-causal one masks it (see ``key_mask``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Geometry of one ``(segment length, dilation rate)`` branch over ``seq_len`` positions."""
+
+    seq_len: int
+    segment: int
+    """Effective segment length, ``min(w, seq_len)``."""
+    dilation: int
+    num_heads: int
+
+    @classmethod
+    def build(cls, seq_len: int, segment_length: int, dilation_rate: int, num_heads: int) -> Branch:
+        return cls(seq_len, min(segment_length, seq_len), dilation_rate, num_heads)
+
+    @property
+    def num_segments(self) -> int:
+        return math.ceil(self.seq_len / self.segment)
+
+    @property
+    def kept(self) -> int:
+        """Rows a (segment, head) pair keeps, counting the padding of ragged geometry."""
+        return math.ceil(self.segment / self.dilation)
+
+    @property
+    def padded_segment(self) -> int:
+        return self.kept * self.dilation
+
+    @property
+    def padded_len(self) -> int:
+        return self.num_segments * self.padded_segment
+
+    @property
+    def ragged(self) -> bool:
+        return self.seq_len % self.segment != 0 or self.segment % self.dilation != 0
+
+
+def pad(x: Tensor, branch: Branch, value: float = 0.0) -> Tensor:
+    """``(b, n, ...) -> (b, padded_len, ...)``: each segment padded at its end to ``kept * r`` positions."""
+    if not branch.ragged:
+        return x
+    b, n, *rest = x.shape
+    w, s = branch.segment, branch.num_segments
+    out = x.new_full((b, s, branch.padded_segment, *rest), value)
+    full = (s - 1) * w
+    out[:, : s - 1, :w] = x[:, :full].reshape(b, s - 1, w, *rest)
+    out[:, s - 1, : n - full] = x[:, full:]
+    return out.view(b, branch.padded_len, *rest)
+
+
+def unpad(xp: Tensor, branch: Branch) -> Tensor:
+    """Inverse of ``pad``: ``(b, padded_len, ...) -> (b, n, ...)``."""
+    if not branch.ragged:
+        return xp
+    b, _, *rest = xp.shape
+    w, s, n = branch.segment, branch.num_segments, branch.seq_len
+    segments = xp.view(b, s, branch.padded_segment, *rest)
+    full = (s - 1) * w
+    out = xp.new_empty((b, n, *rest))
+    out[:, :full].view(b, s - 1, w, *rest).copy_(segments[:, : s - 1, :w])
+    out[:, full:] = segments[:, s - 1, : n - full]
+    return out
+
+
+def _offset_views(xp: Tensor, branch: Branch) -> Iterator[tuple[int, Tensor]]:
+    """For each offset t: ``(t, view (b, segments, kept, heads_t, ...))`` of the rows heads ``t, t+r, ...`` keep."""
+    b, _, h, *rest = xp.shape
+    grid = xp.reshape(b, branch.num_segments, branch.kept, branch.dilation, h, *rest)  # a view when contiguous
+    for t in range(min(branch.dilation, h)):
+        yield t, grid[:, :, :, t, t :: branch.dilation]
+
+
+def gather(xp: Tensor, branch: Branch) -> Tensor:
+    """Padded ``(b, padded_len, heads, ...) -> (b * segments, heads, kept, ...)`` dense blocks, contiguous."""
+    b, _, h, *rest = xp.shape
+    blocks = xp.new_empty((b, branch.num_segments, h, branch.kept, *rest))
+    for t, rows in _offset_views(xp, branch):
+        blocks[:, :, t :: branch.dilation].copy_(rows.transpose(2, 3))
+    return blocks.view(b * branch.num_segments, h, branch.kept, *rest)
+
+
+def paired_views(xp: Tensor, blocks: Tensor, branch: Branch) -> Iterator[tuple[Tensor, Tensor]]:
+    """Matching views of padded ``(b, padded_len, heads, ...)`` and ``(b * segments, heads, kept, ...)`` blocks.
+
+    Both views are ``(b, segments, kept, heads_t, ...)`` for one offset t; writing through them scatters a branch's
+    rows back to their positions without an intermediate full-size tensor.
+    """
+    assert xp.is_contiguous(), "scatter targets must be contiguous so that the views write through"
+    b, _, h, *rest = xp.shape
+    by_row = blocks.transpose(1, 2).reshape(b, branch.num_segments, branch.kept, h, *rest)
+    for t, rows in _offset_views(xp, branch):
+        yield rows, by_row[:, :, :, t :: branch.dilation]
+
+
+def valid_keys(branch: Branch, batch: int, key_padding_mask: Tensor | None, device: torch.device) -> Tensor:
+    """``(b * segments, heads, kept)`` bool: the block rows that are real, unpadded keys."""
+    if key_padding_mask is None:
+        real = torch.ones(batch, branch.seq_len, branch.num_heads, dtype=torch.bool, device=device)
+    else:
+        real = ~key_padding_mask.unsqueeze(-1).expand(batch, branch.seq_len, branch.num_heads)
+    return gather(pad(real, branch, value=False), branch)
+
+
+def key_mask(valid: Tensor, dtype: torch.dtype) -> Tensor:
+    """Additive ``(b * segments, heads, 1, kept)`` mask that removes invalid keys from every query."""
+    mask = torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill_(~valid, -math.inf)
+    return mask.unsqueeze(2)
+
+
+def rows_with_keys(valid: Tensor, causal: bool) -> Tensor:
+    """``(b * segments, heads, kept)`` bool: queries that see at least one valid key (a query sees itself first)."""
+    if causal:
+        return valid.cumsum(-1) > 0
+    return valid.any(-1, keepdim=True).expand_as(valid)

@@ -1,0 +1,40 @@
+"""An independent dense float64 reference for dilated attention, written from DESIGN.md section 1 alone.
+
+It builds the full (N x N) score matrix per branch with an explicit keep-mask, so it shares no code with the
+package: a key is reachable from a query in branch (w, r) for head h iff both sit in one segment, both have offset
+h % r in it, and (causal) the key is not after the query.
+"""
+
+import torch
+
+
+def branch_mask(n: int, w: int, r: int, head: int, causal: bool) -> torch.Tensor:
+    pos = torch.arange(n)
+    segment = pos // w
+    kept = (pos - segment * w) % r == head % r
+    mask = (segment[:, None] == segment[None, :]) & kept[:, None] & kept[None, :]
+    if causal:
+        mask &= pos[None, :] <= pos[:, None]
+    return mask  # (query, key)
+
+
+def dense_dilated_attention(q, k, v, segment_lengths, dilation_rates, causal=False, key_padding_mask=None):
+    """Softmax over the multiset union of each query's branch keys, in float64; autograd gives the gradients."""
+    b, n, h, d = q.shape
+    q, k, v = (x.double() for x in (q, k, v))
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / d**0.5          # (b, h, n, n)
+    outs = torch.zeros(b, n, h, d, dtype=torch.float64)
+    for head in range(h):
+        weights = torch.zeros(b, n, n, dtype=torch.float64)          # multiplicity of each (query, key) pair
+        for w, r in zip(segment_lengths, dilation_rates):
+            weights += branch_mask(n, min(w, n), r, head, causal).double()
+        if key_padding_mask is not None:
+            weights = weights * (~key_padding_mask)[:, None, :].double()
+        s = scores[:, head]
+        top = s.masked_fill(weights == 0, float("-inf")).amax(-1, keepdim=True)
+        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+        p = weights * torch.exp(s - top)
+        denom = p.sum(-1, keepdim=True)
+        p = torch.where(denom > 0, p / denom.clamp_min(1e-300), torch.zeros_like(p))
+        outs[:, :, head] = p @ v[:, :, head]
+    return outs
