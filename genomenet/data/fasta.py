@@ -1,0 +1,158 @@
+"""FASTA files (plain, gzip, bgzip) read through pyfaidx, with errors that name the file and the record or line.
+
+pyfaidx slices a record from its `.fai` (and, for bgzip, `.gzi`) index, so a chromosome is never one Python string
+beyond the slice asked for. The index files go where the caller says (the cache), because genomes often sit in
+read-only folders. pyfaidx cannot index plain gzip, so such files are decompressed once, streaming, into the cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyfaidx
+
+from genomenet.errors import InputFileError
+
+Compression = Literal["plain", "gzip", "bgzip"]
+_GZIP_MAGIC = b"\x1f\x8b"
+_HEAD_BYTES = 1 << 20
+
+
+def compression_of(path: Path) -> Compression:
+    """Sniff the compression from the first bytes: bgzip is gzip with a 'BC' extra field (what pyfaidx needs)."""
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+    if not head.startswith(_GZIP_MAGIC):
+        return "plain"
+    has_extra = len(head) >= 4 and head[3] & 0x04
+    return "bgzip" if has_extra and head[12:14] == b"BC" else "gzip"
+
+
+def fingerprint(path: Path) -> dict:
+    """What identifies a FASTA's content cheaply: size, mtime and a hash of its first MiB (header included)."""
+    stat = path.stat()
+    with open(path, "rb") as handle:
+        head = hashlib.sha1(handle.read(_HEAD_BYTES)).hexdigest()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "head_sha1": head}
+
+
+def check_readable(path: Path) -> None:
+    """Fail early, in one line, on a missing or empty file."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such FASTA file")
+    if path.stat().st_size == 0:
+        raise InputFileError(f"{path}: empty file, expected FASTA records ('>name' then sequence lines)")
+
+
+def decompress_gzip(source: Path, dest: Path, chunk_bytes: int = 4 << 20) -> None:
+    """Stream a plain-gzip FASTA to `dest` in bounded memory; a truncated or corrupt archive is a user error."""
+    try:
+        with gzip.open(source, "rb") as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, chunk_bytes)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise InputFileError(f"{source}: truncated or corrupt gzip file ({err}); re-download it") from None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One FASTA record as indexed: its name, length in bases and where its sequence starts in the text."""
+
+    name: str
+    length: int
+    offset: int
+    line_bases: int
+
+
+class FastaFile:
+    """A pyfaidx-indexed FASTA whose index files live in `index_dir`; errors name `display_path`."""
+
+    def __init__(self, text_path: Path, index_dir: Path, display_path: Path | None = None):
+        self.text_path = Path(text_path)
+        self.display_path = Path(display_path or text_path)
+        self.bgzip = compression_of(self.text_path) == "bgzip"
+        self.fai = index_dir / "source.fai"
+        self.gzi = index_dir / "source.gzi" if self.bgzip else None
+        self._faidx = self._open()
+
+    def _open(self) -> pyfaidx.Faidx:
+        kwargs = {"gzi_indexname": str(self.gzi)} if self.bgzip else {}
+        try:
+            return pyfaidx.Faidx(str(self.text_path), indexname=str(self.fai), duplicate_action="stop", **kwargs)
+        except ValueError as err:  # pyfaidx's FastaIndexingError and 'Duplicate key' are ValueErrors
+            raise InputFileError(f"{self.display_path}: {self._reword(err)}") from None
+        except (EOFError, OSError, zlib.error) as err:
+            raise InputFileError(f"{self.display_path}: unreadable or truncated FASTA ({err})") from None
+
+    def _reword(self, err: Exception) -> str:
+        message = str(err).replace(str(self.text_path), "the file").replace(" file the file", " file")
+        if message.startswith("Duplicate key"):
+            name = message.split('"')[1]
+            return f"duplicate record name '{name}'; record names must be unique"
+        if "does not contain a valid sequence" in message:
+            return "no FASTA records (expected a line starting with '>'); is this a FASTA file?"
+        return message
+
+    def records(self) -> list[Record]:
+        """Records in file order."""
+        return [
+            Record(name, int(rec.rlen), int(rec.offset), int(rec.lenc))
+            for name, rec in self._faidx.index.items()
+        ]
+
+    def fetch(self, name: str, start: int, end: int) -> str:
+        """Bases [start, end) of a record, 0-based half-open, case kept."""
+        try:
+            return self._faidx.fetch(name, start + 1, end).seq
+        except (EOFError, OSError, zlib.error, ValueError) as err:
+            raise InputFileError(
+                f"{self.display_path}: record '{name}': cannot read bases {start}-{end} ({err}); truncated file?"
+            ) from None
+
+    def chunks(self, record: Record, chunk_bases: int) -> Iterator[tuple[int, str]]:
+        """(start, bases) pieces of a record, so a chromosome is never held as one string."""
+        for start in range(0, record.length, chunk_bases):
+            yield start, self.fetch(record.name, start, min(record.length, start + chunk_bases))
+
+    def line_number(self, record: Record, position: int | None = None) -> int:
+        """1-based line of a record's header (position None) or of one of its bases; only for error messages."""
+        newlines = _count_newlines(self.text_path, record.offset)
+        if position is None:
+            return newlines
+        return newlines + 1 + position // max(record.line_bases, 1)
+
+    def close(self) -> None:
+        self._faidx.close()
+
+
+def _count_newlines(path: Path, upto: int) -> int:
+    """Newlines in the first `upto` uncompressed bytes (error path only: it reads the text)."""
+    opener = gzip.open if compression_of(path) != "plain" else open
+    count, left = 0, upto
+    with opener(path, "rb") as handle:
+        while left > 0:
+            block = handle.read(min(left, 4 << 20))
+            if not block:
+                break
+            count += block.count(b"\n")
+            left -= len(block)
+    return count
+
+
+def open_fasta_text(path: Path, index_dir: Path) -> FastaFile:
+    """Index a FASTA into `index_dir`, decompressing plain gzip there first (pyfaidx cannot index it)."""
+    path = Path(path)
+    check_readable(path)
+    text = path
+    if compression_of(path) == "gzip":
+        text = index_dir / "source.fa"
+        decompress_gzip(path, text)
+    if text.stat().st_size == 0:
+        raise InputFileError(f"{path}: empty file, expected FASTA records ('>name' then sequence lines)")
+    return FastaFile(text, index_dir, display_path=path)
