@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import shutil
+import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,9 +87,9 @@ class FastaFile:
         kwargs = {"gzi_indexname": str(self.gzi)} if self.bgzip else {}
         try:
             return pyfaidx.Faidx(str(self.text_path), indexname=str(self.fai), duplicate_action="stop", **kwargs)
-        except ValueError as err:  # pyfaidx's FastaIndexingError and 'Duplicate key' are ValueErrors
+        except (ValueError, pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat) as err:
             raise InputFileError(f"{self.display_path}: {self._reword(err)}") from None
-        except (EOFError, OSError, zlib.error) as err:
+        except (EOFError, OSError, zlib.error, struct.error) as err:
             raise InputFileError(f"{self.display_path}: unreadable or truncated FASTA ({err})") from None
 
     def _reword(self, err: Exception) -> str:
@@ -97,6 +99,13 @@ class FastaFile:
             return f"duplicate record name '{name}'; record names must be unique"
         if "does not contain a valid sequence" in message:
             return "no FASTA records (expected a line starting with '>'); is this a FASTA file?"
+        line = re.search(r"at line (\d+)", message)
+        if line and message.startswith("Unexpected text"):
+            return f"line {line[1]}: text before the first '>' header line; is this a FASTA file?"
+        record = re.search(r"found in >(\S+) at line", message)
+        if line and record:
+            return (f"line {line[1]}: record '{record[1]}': line length differs from the record's earlier lines "
+                    "(sequence lines must have one length, except the last)")
         return message
 
     def records(self) -> list[Record]:
@@ -110,7 +119,7 @@ class FastaFile:
         """Bases [start, end) of a record, 0-based half-open, case kept."""
         try:
             return self._faidx.fetch(name, start + 1, end).seq
-        except (EOFError, OSError, zlib.error, ValueError) as err:
+        except (EOFError, OSError, zlib.error, struct.error, ValueError) as err:
             raise InputFileError(
                 f"{self.display_path}: record '{name}': cannot read bases {start}-{end} ({err}); truncated file?"
             ) from None
