@@ -1,0 +1,1 @@
+"""Baselines a genomic language model must beat."""

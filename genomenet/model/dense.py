@@ -1,0 +1,66 @@
+"""Dense multi-head attention with the forward signature of `DilatedMultiheadAttention`.
+
+The `attention: dense` switch of the backbone: the reference a dilated model is compared with, and the fast path for
+short contexts where every token can see every other.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+try:  # one rotary convention for both paths once the attention package provides it
+    from genomenet.attention.module import apply_rotary as _shared_apply_rotary
+except ImportError:  # pragma: no cover - depends on what has landed
+    _shared_apply_rotary = None
+
+from genomenet.model.rotary import apply_rotary as _local_apply_rotary
+
+
+def rotate(x: Tensor, positions: Tensor, base: float) -> Tensor:
+    """Rotary encoding of x (b, n, h, d) at absolute positions (n,), in the attention package's convention."""
+    if _shared_apply_rotary is not None:
+        return _shared_apply_rotary(x, positions, base)
+    return _local_apply_rotary(x, positions, base)
+
+
+def attention_mask(key_padding_mask: Tensor | None, n: int, causal: bool, device: torch.device) -> Tensor | None:
+    """Boolean mask (b or 1, 1, n, n), True = may attend; None when nothing is masked beyond plain causality."""
+    if key_padding_mask is None:
+        return None
+    allowed = ~key_padding_mask[:, None, None, :]  # (b, 1, 1, n)
+    if causal:
+        allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=device).tril()
+    # a query whose keys are all padding attends to itself, so its (ignored) output is finite, never NaN
+    return allowed | torch.eye(n, dtype=torch.bool, device=device)
+
+
+class DenseMultiheadAttention(nn.Module):
+    """Full softmax attention over the whole sequence, rotary positions applied to q and k."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        causal: bool = True,
+        bias: bool = False,
+        rotary_base: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+        self.num_heads, self.causal, self.rotary_base = num_heads, causal, rotary_base
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
+        self.out = nn.Linear(embed_dim, embed_dim, bias=bias)
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None) -> Tensor:
+        b, n, e = x.shape
+        if positions is None:
+            positions = torch.arange(n, device=x.device)
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, e // self.num_heads).unbind(2)  # (b, n, h, d) each
+        q, k = rotate(q, positions, self.rotary_base), rotate(k, positions, self.rotary_base)
+        mask = attention_mask(key_padding_mask, n, self.causal, x.device)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (b, h, n, d)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and mask is None)
+        return self.out(y.transpose(1, 2).reshape(b, n, e))

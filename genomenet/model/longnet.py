@@ -1,0 +1,183 @@
+"""LongNet backbone: token embedding, pre-norm blocks of (dilated attention, feed-forward), final norm, LM head."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from genomenet.errors import ConfigError
+from genomenet.model.dense import DenseMultiheadAttention
+
+
+@dataclass
+class LongNetConfig:
+    """Shape of the backbone. Every field is plain data, so the config round-trips through JSON and YAML."""
+
+    vocab_size: int | None = None
+    """Number of token ids; None takes it from the tokenizer that the data config implies."""
+    n_layers: int = 4
+    """Number of transformer blocks."""
+    d_model: int = 128
+    """Width of the residual stream."""
+    n_heads: int = 4
+    """Attention heads per block; d_model / n_heads must be even (rotary rotates pairs)."""
+    ffn_multiplier: float = 4.0
+    """Feed-forward hidden width as a multiple of d_model (SwiGLU uses 2/3 of it, as in LLaMA)."""
+    feed_forward: Literal["swiglu", "gelu"] = "swiglu"
+    """Feed-forward type."""
+    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    """Normalisation before each sub-layer and at the end."""
+    attention: Literal["dilated", "dense"] = "dilated"
+    """Dilated attention (LongNet) or dense softmax attention over the whole sequence."""
+    segment_lengths: list[int] = field(default_factory=lambda: [256, 512, 1024])
+    """Dilated attention: segment length w of each branch (one branch per (w, r) pair)."""
+    dilation_rates: list[int] = field(default_factory=lambda: [1, 2, 4])
+    """Dilated attention: keep every r-th position of a segment; head h starts at offset h % r."""
+    rotary_base: float = 10000.0
+    """Base of the rotary position encoding."""
+    dropout: float = 0.0
+    """Dropout on the residual branches and the embedding."""
+    bias: bool = False
+    """Bias terms in the linear layers."""
+    tie_embeddings: bool = True
+    """Share the token embedding with the LM head."""
+    gradient_checkpointing: bool = False
+    """Recompute each block in the backward pass: less memory, about a third more compute."""
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_config(cfg: LongNetConfig) -> None:
+    """Raise ConfigError naming the field for shapes the backbone cannot build."""
+    if len(cfg.segment_lengths) != len(cfg.dilation_rates):
+        raise ConfigError(
+            f"model segment_lengths has {len(cfg.segment_lengths)} entries but dilation_rates has "
+            f"{len(cfg.dilation_rates)}: give one dilation rate per segment length"
+        )
+    if not cfg.segment_lengths or min(cfg.segment_lengths) < 1 or min(cfg.dilation_rates) < 1:
+        raise ConfigError("model segment_lengths and dilation_rates must be non-empty lists of positive integers")
+    for name in ("n_layers", "d_model", "n_heads"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"model {name}={getattr(cfg, name)} must be a positive integer")
+    if cfg.d_model % cfg.n_heads or (cfg.d_model // cfg.n_heads) % 2:
+        raise ConfigError(f"model d_model={cfg.d_model} must split into n_heads={cfg.n_heads} heads of even width")
+    if cfg.vocab_size is not None and cfg.vocab_size < 2:
+        raise ConfigError(f"model vocab_size={cfg.vocab_size} must be at least 2")
+
+
+def norm_layer(cfg: LongNetConfig) -> nn.Module:
+    return nn.RMSNorm(cfg.d_model) if cfg.norm == "rmsnorm" else nn.LayerNorm(cfg.d_model)
+
+
+def attention_layer(cfg: LongNetConfig, causal: bool) -> nn.Module:
+    """The attention of one block: dilated (from genomenet.attention) or dense, with the same forward signature."""
+    if cfg.attention == "dense":
+        return DenseMultiheadAttention(cfg.d_model, cfg.n_heads, causal, cfg.bias, cfg.rotary_base)
+    try:
+        from genomenet.attention.module import DilatedMultiheadAttention
+    except ImportError as err:
+        raise ConfigError(f"dilated attention is unavailable ({err}); set backbone.attention: dense") from None
+    return DilatedMultiheadAttention(
+        cfg.d_model,
+        cfg.n_heads,
+        cfg.segment_lengths,
+        cfg.dilation_rates,
+        causal=causal,
+        bias=cfg.bias,
+        rotary_base=cfg.rotary_base,
+    )
+
+
+class FeedForward(nn.Module):
+    """SwiGLU (gate * silu(up)) or a GELU MLP."""
+
+    def __init__(self, cfg: LongNetConfig) -> None:
+        super().__init__()
+        hidden = int(cfg.ffn_multiplier * cfg.d_model)
+        self.swiglu = cfg.feed_forward == "swiglu"
+        if self.swiglu:
+            hidden = 8 * ((2 * hidden // 3 + 7) // 8)
+            self.gate = nn.Linear(cfg.d_model, hidden, bias=cfg.bias)
+        self.up = nn.Linear(cfg.d_model, hidden, bias=cfg.bias)
+        self.down = nn.Linear(hidden, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.silu(self.gate(x)) * self.up(x) if self.swiglu else F.gelu(self.up(x))
+        return self.down(h)
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + ffn(norm(x))."""
+
+    def __init__(self, cfg: LongNetConfig, causal: bool) -> None:
+        super().__init__()
+        self.norm1, self.attn = norm_layer(cfg), attention_layer(cfg, causal)
+        self.norm2, self.ffn = norm_layer(cfg), FeedForward(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None, positions: Tensor | None) -> Tensor:
+        x = x + self.dropout(self.attn(self.norm1(x), key_padding_mask=key_padding_mask, positions=positions))
+        return x + self.dropout(self.ffn(self.norm2(x)))
+
+
+class LongNet(nn.Module):
+    """Token ids (b, n) -> logits (b, n, vocab). `causal` picks the objective's attention: causal or bidirectional."""
+
+    def __init__(self, cfg: LongNetConfig, causal: bool = True) -> None:
+        super().__init__()
+        if cfg.vocab_size is None:
+            raise ConfigError("model vocab_size is not set: give it, or let the tokenizer set it")
+        self.cfg, self.causal = cfg, causal
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, causal) for _ in range(cfg.n_layers))
+        self.norm = norm_layer(cfg)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.apply(init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale the residual projections by depth
+            if name.endswith(("out.weight", "down.weight")):
+                nn.init.normal_(p, std=0.02 / (2 * cfg.n_layers) ** 0.5)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+
+    def hidden_states(
+        self, input_ids: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None
+    ) -> Tensor:
+        """Final-norm hidden states (b, n, d_model): what embeddings and downstream heads read."""
+        x = self.drop(self.embed(input_ids))  # (b, n, d)
+        for block in self.blocks:
+            if self.cfg.gradient_checkpointing and self.training:
+                x = checkpoint(block, x, key_padding_mask, positions, use_reentrant=False)
+            else:
+                x = block(x, key_padding_mask, positions)
+        return self.norm(x)
+
+    def forward(
+        self, input_ids: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None
+    ) -> Tensor:
+        """Logits (b, n, vocab). key_padding_mask: True = padding; positions: absolute positions (n,) for rotary."""
+        return self.lm_head(self.hidden_states(input_ids, key_padding_mask, positions))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)

@@ -1,0 +1,125 @@
+"""LightningCLI wiring of `genomenet fit | validate | test | predict`: GenomeLM x GenomeDataModule, checkpoints,
+loggers, and the held-out report after fit. Configuration errors end as one line, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, NoReturn
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from genomenet.data.datamodule import GenomeDataModule
+from genomenet.errors import ConfigError, GenomenetError, InputFileError
+from genomenet.training.callbacks import AtomicCheckpointIO, TokensPerSecond
+from genomenet.training.module import GenomeLM
+from genomenet.training.report import ReportConfig, final_lines, run_report
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "logger": [
+        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "genomenet"}},
+        {
+            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": "runs", "name": "genomenet"},
+        },
+    ],
+    "log_every_n_steps": 10,
+}
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """A parser whose errors are one line on stderr (`genomenet: error: ...`) and exit code 2."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        cause = user_error_in(ex)
+        text = str(cause) if cause is not None else " ".join(message.split())
+        print(f"genomenet: error: {text}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def user_error_in(ex: BaseException | None) -> GenomenetError | None:
+    """The GenomenetError a parse error was raised from, if any (e.g. a config's own validation)."""
+    seen = set()
+    while ex is not None and id(ex) not in seen:
+        if isinstance(ex, GenomenetError):
+            return ex
+        seen.add(id(ex))
+        ex = ex.__cause__ or ex.__context__
+    return None
+
+
+class GenomeCLI(LightningCLI):
+    """`genomenet fit | validate | test | predict`; see configs/*.yaml."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": "runs/genomenet/checkpoints"})
+        parser.add_lightning_class_args(TokensPerSecond, "throughput")
+        parser.add_class_arguments(ReportConfig, "report", help="The held-out report after fit.")
+        parser.link_arguments("data.kmer_size", "model.kmer_size")
+        parser.link_arguments("data.sequence_parallel_size", "model.sequence_parallel_size")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        fasta = Path(config.data.fasta)
+        if not fasta.is_file():
+            raise InputFileError(f"data.fasta: {fasta}: no such file")
+
+    def instantiate_trainer(self, **kwargs: Any):
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        check_compatible(self.model, self.datamodule)
+        return trainer
+
+    def after_fit(self) -> None:
+        cfg = self.config_init[self.subcommand]["report"]
+        cfg = cfg if isinstance(cfg, ReportConfig) else ReportConfig(**vars(cfg))
+        if not cfg.enabled or self.trainer.interrupted or not self.trainer.is_global_zero:
+            return
+        default_dir = Path(self.trainer.checkpoint_callback.dirpath).parent / "model"
+        result = run_report(self.model, self.datamodule, cfg, default_dir)
+        print(final_lines(result), flush=True)
+
+
+def check_compatible(module: GenomeLM, datamodule: GenomeDataModule) -> None:
+    """Raise ConfigError when the data's windows are longer than the model can attend over."""
+    tokens = datamodule.tokenizer.num_tokens(datamodule.context_length)
+    cfg = module.model.cfg
+    if cfg.attention == "dilated" and tokens > max(cfg.segment_lengths):
+        raise ConfigError(
+            f"data.context_length={datamodule.context_length} gives {tokens} tokens, more than the longest attention "
+            f"segment model.backbone.segment_lengths={cfg.segment_lengths}: tokens could not see the whole window; "
+            f"lower data.context_length to at most {max(cfg.segment_lengths) * datamodule.tokenizer.k} or add a "
+            "longer segment"
+        )
+
+
+def run_lightning_cli(argv: list[str]) -> int:
+    """`genomenet fit | validate | test | predict ...`; returns the exit code."""
+    quiet_known_warnings()
+    try:
+        GenomeCLI(
+            GenomeLM,
+            GenomeDataModule,
+            args=argv,
+            parser_class=OneLineErrorParser,
+            trainer_defaults=TRAINER_DEFAULTS,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "genomenet"},
+        )
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+    return 0
+
+
+def quiet_known_warnings() -> None:
+    """Lightning's advice that does not apply here (few CPU workers on a 2-core machine, and the like)."""
+    for pattern in (r".*does not have many workers.*", r".*LeafSpec.*", r".*args parameter is intended.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+__all__ = ["GenomeCLI", "check_compatible", "run_lightning_cli"]

@@ -1,0 +1,187 @@
+"""`GenomeLM`: the Lightning module that pretrains the backbone with a causal or masked LM objective."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import SumMetric
+
+from genomenet.data.tokenizers import make_tokenizer
+from genomenet.errors import ConfigError
+from genomenet.model.longnet import LongNet, LongNetConfig
+from genomenet.model.objectives import (
+    ObjectiveConfig,
+    bits_per_base,
+    causal_targets,
+    mask_tokens,
+    nll_sum_and_count,
+    perplexity,
+)
+from genomenet.model.pretrained import PretrainedInfo
+
+
+@dataclass
+class OptimizerConfig:
+    """AdamW with linear warm-up and cosine decay, stepped every optimizer step."""
+
+    lr: float = 1e-3
+    """Peak learning rate."""
+    weight_decay: float = 0.1
+    """Decoupled weight decay on matrices (not on norms, biases or embeddings)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+    warmup_steps: int = 100
+    """Linear warm-up from 0 to lr over this many steps."""
+    min_lr_ratio: float = 0.1
+    """The cosine decays to lr * min_lr_ratio at the last step (trainer.max_steps)."""
+
+
+class GenomeLM(L.LightningModule):
+    """Pretrains a LongNet backbone on token windows; logs loss, bits per base, perplexity."""
+
+    def __init__(
+        self,
+        backbone: LongNetConfig = LongNetConfig(),  # noqa: B008 - read-only defaults
+        objective: ObjectiveConfig = ObjectiveConfig(),  # noqa: B008
+        optimizer: OptimizerConfig = OptimizerConfig(),  # noqa: B008
+        kmer_size: int = 1,
+        sequence_parallel_size: int = 1,
+    ) -> None:
+        """
+        Args:
+            backbone: Shape of the model (layers, width, heads, attention branches).
+            objective: Causal or masked LM.
+            optimizer: Learning rate schedule and AdamW settings.
+            kmer_size: Bases per token; set from data.kmer_size (fixes the vocabulary and bits per base).
+            sequence_parallel_size: Ranks that share one sequence. Placeholder: only 1 works until the
+                sequence-parallel strategy lands (a separate issue).
+        """
+        super().__init__()
+        if sequence_parallel_size != 1:
+            raise ConfigError(
+                f"model sequence_parallel_size={sequence_parallel_size}: sequence parallelism is not available yet "
+                "(its strategy is a separate issue); use 1"
+            )
+        self.tokenizer = make_tokenizer(kmer_size)
+        backbone = resolve_vocab(backbone, self.tokenizer.vocab_size)
+        self.info = PretrainedInfo(backbone, objective, kmer_size)
+        self.optim = optimizer
+        self.model = LongNet(backbone, causal=objective.kind == "causal")
+        self.save_hyperparameters(self.info.to_dict())  # plain data only: checkpoints load with weights_only=True
+        self.val_nll, self.val_count = SumMetric(), SumMetric()
+
+    @property
+    def bases_per_token(self) -> int:
+        return self.info.kmer_size
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        return self.model(input_ids, key_padding_mask=self.padding(input_ids))
+
+    def padding(self, input_ids: Tensor) -> Tensor | None:
+        pad = input_ids == self.tokenizer.pad_id
+        return pad if bool(pad.any()) else None
+
+    def nll(self, input_ids: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(sum of NLL in nats, scored tokens) of one batch under the objective."""
+        input_ids = input_ids.long()
+        scorable = input_ids < self.tokenizer.n_id  # real k-mers: not N, padding or specials
+        if self.info.objective.kind == "causal":
+            inputs, targets = input_ids, causal_targets(input_ids, scorable)
+        else:
+            replacements = torch.arange(self.tokenizer.n_id, device=input_ids.device)
+            inputs, targets = mask_tokens(
+                input_ids,
+                scorable,
+                self.tokenizer.mask_id,
+                replacements,
+                self.info.objective.mask_probability,
+                generator,
+            )
+        logits = self.model(inputs, key_padding_mask=self.padding(input_ids))  # (b, n, vocab)
+        return nll_sum_and_count(logits, targets)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        nll, count = self.nll(batch["input_ids"])
+        loss = nll / count.clamp_min(1)
+        self.log_metrics("train", nll, count, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx)
+
+    def _eval_step(self, batch: dict, batch_idx: int) -> None:
+        generator = torch.Generator(batch["input_ids"].device).manual_seed(batch_idx)  # same masks every epoch
+        nll, count = self.nll(batch["input_ids"], generator)
+        self.val_nll.update(nll)
+        self.val_count.update(count)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval("test")
+
+    def _log_eval(self, stage: str) -> None:
+        nll, count = self.val_nll.compute(), self.val_count.compute()
+        self.val_nll.reset()
+        self.val_count.reset()
+        if count > 0:
+            self.log_metrics(stage, nll, count, prog_bar=stage == "val")
+
+    def log_metrics(self, stage: str, nll: Tensor, count: Tensor, prog_bar: bool = False) -> None:
+        """Loss (nats per token), bits per base and per-token perplexity of summed NLL over `count` tokens."""
+        count = count.clamp_min(1)
+        self.log(f"{stage}/loss", nll / count, prog_bar=False, sync_dist=stage != "train")
+        self.log(f"{stage}/bits_per_base", bits_per_base(nll, count, self.bases_per_token), prog_bar=prog_bar)
+        self.log(f"{stage}/perplexity", perplexity(nll, count))
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Bits per base of each window (causal: every token after the first; masked: 15% masked tokens)."""
+        generator = torch.Generator(batch["input_ids"].device).manual_seed(batch_idx)
+        out = [self.nll(ids[None], generator) for ids in batch["input_ids"]]
+        bpb = torch.stack([bits_per_base(n, c.clamp_min(1), self.bases_per_token) for n, c in out])
+        return {k: batch[k] for k in ("chrom", "start") if k in batch} | {"bits_per_base": bpb}
+
+    def configure_optimizers(self) -> dict:
+        decay = [p for p in self.model.parameters() if p.dim() >= 2 and p is not self.model.embed.weight]
+        rest = [p for p in self.model.parameters() if not any(p is d for d in decay)]
+        groups = [
+            {"params": decay, "weight_decay": self.optim.weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ]
+        opt = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas))
+        total = self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(self.optim, int(total)))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class warmup_cosine:  # noqa: N801 - a picklable function object for LambdaLR
+    """Learning rate multiplier: linear warm-up, then cosine from 1 to min_lr_ratio at `total` steps."""
+
+    def __init__(self, cfg: OptimizerConfig, total: int) -> None:
+        self.warmup, self.total, self.floor = cfg.warmup_steps, max(total, 1), cfg.min_lr_ratio
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def resolve_vocab(cfg: LongNetConfig, vocab_size: int) -> LongNetConfig:
+    """The backbone config with the tokenizer's vocabulary size; a different explicit value is a config error."""
+    if cfg.vocab_size is None:
+        return replace(cfg, vocab_size=vocab_size)
+    if cfg.vocab_size != vocab_size:
+        raise ConfigError(
+            f"model backbone.vocab_size={cfg.vocab_size} but the tokenizer (data.kmer_size) has {vocab_size} ids: "
+            "leave vocab_size unset"
+        )
+    return cfg

@@ -1,0 +1,117 @@
+"""What `genomenet fit` prints at the end: held-out bits per base of the model and of a Markov baseline on the same
+windows, the exported model, and (optionally) bits per base as a function of preceding context."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genomenet.baselines.markov import fit_markov
+from genomenet.training.evaluation import (
+    context_curve,
+    context_table,
+    markov_alphabet,
+    save_context_plot,
+    stack_windows,
+    window_nll,
+)
+
+
+@dataclass
+class ReportConfig:
+    """The report after `fit`: held-out bits per base beside a Markov baseline, and the exported model."""
+
+    enabled: bool = True
+    """Evaluate, export and print the two final lines after fit."""
+    export_dir: str | None = None
+    """Where the trained model is exported (safetensors + config.json); default `model/` beside the checkpoints."""
+    max_windows: int | None = None
+    """Held-out windows scored (test split if it has any, else validation); default all of them."""
+    markov_max_order: int = 12
+    """The Markov baseline's order is chosen in 0..this on the tail of the training data."""
+    markov_alpha: float = 0.5
+    """Add-alpha smoothing of the Markov baseline."""
+    context_lengths: list[int] = field(default_factory=list)
+    """Long-context evaluation: preceding context lengths (tokens) to score the last `score_tokens` with; empty:
+    skip. Lengths that do not fit in a window are left out."""
+    score_tokens: int = 128
+    """Long-context evaluation: tokens at the end of each window that are scored."""
+
+
+@dataclass
+class HeldOut:
+    """Results of the report."""
+
+    bits_per_base: float
+    markov_bits_per_base: float
+    markov_order: int
+    windows: int
+    model_dir: Path
+    curve: dict[int, float]
+
+
+def held_out_split(datamodule) -> str:
+    """The test split when the data config holds one out, else validation."""
+    datamodule.setup()
+    return "test" if datamodule.regions.get("test") else "val"
+
+
+def training_tokens(datamodule) -> list[np.ndarray]:
+    """Token ids of every training region, whole (for counting the Markov baseline)."""
+    tok, genome = datamodule.tokenizer, datamodule.genome
+    return [np.asarray(tok.encode_packed(genome.window(r.chrom, r.start, r.end))) for r in datamodule.regions["train"]]
+
+
+def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path) -> HeldOut:
+    """Score the held-out windows with the trained model and the Markov baseline; export the model."""
+    t0 = time.perf_counter()
+    model, tok, k = module.model.cpu().float().eval(), datamodule.tokenizer, module.bases_per_token
+    split = held_out_split(datamodule)
+    windows = stack_windows(list(datamodule.dataloader(split)), cfg.max_windows)  # (w, n)
+    nll, count = window_nll(model, windows, tok.n_id)
+    bits = nll / (count * k * math.log(2))
+    print(f"scored {len(windows)} held-out {split} windows of {windows.shape[1]} tokens: {count:,} tokens")
+    max_order = max_markov_order(tok.n_id, cfg.markov_max_order)
+    markov = fit_markov(training_tokens(datamodule), markov_alphabet(tok.n_id), max_order, cfg.markov_alpha)
+    m_bits, m_count = markov.bits_per_token(windows.numpy())
+    m_bpb = m_bits / (m_count * k)
+    print(f"Markov baseline: order {markov.order} (chosen on the tail of the training data), add-{cfg.markov_alpha}")
+    out_dir = Path(cfg.export_dir) if cfg.export_dir else default_dir
+    curve = long_context(model, windows, tok.n_id, cfg, k, out_dir, m_bpb)
+    from genomenet.model.pretrained import export_model
+
+    export_model(model, module.info, out_dir)
+    print(f"evaluation and export took {time.perf_counter() - t0:.1f}s")
+    return HeldOut(bits, m_bpb, markov.order, len(windows), out_dir, curve)
+
+
+def long_context(model, windows, n_id: int, cfg: ReportConfig, k: int, out_dir: Path, baseline: float) -> dict:
+    """Bits per base over preceding context: table on stdout, PNG beside the exported model."""
+    if not cfg.context_lengths or not model.causal:
+        return {}
+    with torch.no_grad():
+        curve = context_curve(model, windows, n_id, cfg.context_lengths, cfg.score_tokens, k)
+    if curve:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plot = save_context_plot(curve, out_dir / "long_context.png", baseline)
+        print(f"held-out bits per base of the last {cfg.score_tokens} tokens by preceding context ({plot}):")
+        print(context_table(curve, k))
+    return curve
+
+
+def max_markov_order(alphabet_size: int, requested: int) -> int:
+    """The requested order, lowered so that contexts still fit in 62-bit integer codes."""
+    return max(0, min(requested, int(62 / math.log2(max(alphabet_size, 2))) - 1))
+
+
+def final_lines(result: HeldOut) -> str:
+    """The two lines `genomenet fit` ends with (a contract: scripts read them)."""
+    return (
+        f"held-out bits per base: {result.bits_per_base:.3f} (Markov baseline: {result.markov_bits_per_base:.3f})\n"
+        f"model: {result.model_dir}"
+    )
