@@ -22,19 +22,18 @@ def dense_dilated_attention(q, k, v, segment_lengths, dilation_rates, causal=Fal
     """Softmax over the multiset union of each query's branch keys, in float64; autograd gives the gradients."""
     b, n, h, d = q.shape
     q, k, v = (x.double() for x in (q, k, v))
-    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / d**0.5          # (b, h, n, n)
-    outs = torch.zeros(b, n, h, d, dtype=torch.float64)
+    outs = []
     for head in range(h):
         weights = torch.zeros(b, n, n, dtype=torch.float64)          # multiplicity of each (query, key) pair
         for w, r in zip(segment_lengths, dilation_rates):
             weights += branch_mask(n, min(w, n), r, head, causal).double()
         if key_padding_mask is not None:
             weights = weights * (~key_padding_mask)[:, None, :].double()
-        s = scores[:, head]
+        s = torch.einsum("bqd,bkd->bqk", q[:, :, head], k[:, :, head]) / d**0.5   # (b, n, n)
         top = s.masked_fill(weights == 0, float("-inf")).amax(-1, keepdim=True)
         top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
         p = weights * torch.exp(s - top)
         denom = p.sum(-1, keepdim=True)
         p = torch.where(denom > 0, p / denom.clamp_min(1e-300), torch.zeros_like(p))
-        outs[:, :, head] = p @ v[:, :, head]
-    return outs
+        outs.append(p @ v[:, :, head])
+    return torch.stack(outs, dim=2)  # (b, n, h, d)

@@ -2,5 +2,6 @@
 
 from genomenet.attention.backends import available_backends, last_backend
 from genomenet.attention.dilated import dilated_attention
+from genomenet.attention.module import DilatedMultiheadAttention, RotaryEmbedding
 
-__all__ = ["available_backends", "dilated_attention", "last_backend"]
+__all__ = ["DilatedMultiheadAttention", "RotaryEmbedding", "available_backends", "dilated_attention", "last_backend"]

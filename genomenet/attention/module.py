@@ -1,0 +1,78 @@
+"""``DilatedMultiheadAttention``: the drop-in attention layer of a LongNet block, with rotary positions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from genomenet.attention.dilated import dilated_attention
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position encoding (RoFormer) on absolute positions.
+
+    Applied to q and k *before* sparsification, so a pair's score depends only on its distance in the genome,
+    whichever branch or sequence-parallel rank brings the two together.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary encoding needs an even head_dim, got {head_dim}")
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x: Tensor, positions: Tensor) -> Tensor:
+        """Rotate ``x (b, n, h, d)`` by ``positions`` ``(n,)`` or ``(b, n)``."""
+        angles = positions.to(torch.float32).unsqueeze(-1) * self.inv_freq    # (..., n, d/2)
+        if angles.dim() == 2:
+            angles = angles.unsqueeze(0)
+        cos, sin = angles.cos().unsqueeze(-2), angles.sin().unsqueeze(-2)    # (b or 1, n, 1, d/2)
+        x1, x2 = x.float().chunk(2, dim=-1)
+        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+
+
+class DilatedMultiheadAttention(nn.Module):
+    """Multi-head dilated attention over ``(batch, seq, embed_dim)``: projections, rotary, dilated attention.
+
+    ``key_padding_mask`` ``(batch, seq)`` is True at padding (as in ``nn.MultiheadAttention``); ``positions`` are
+    the absolute positions of the rows (default ``0..seq-1``; a sequence-parallel rank passes its global ones).
+    ``process_group`` is None for one device; the sequence-parallel strategy sets it, the model never does.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        segment_lengths: Sequence[int],
+        dilation_rates: Sequence[int],
+        causal: bool = True,
+        bias: bool = False,
+        rotary_base: float = 10000.0,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        if len(segment_lengths) != len(dilation_rates) or not segment_lengths:
+            raise ValueError(f"need one dilation rate per segment length, got {list(segment_lengths)} and "
+                             f"{list(dilation_rates)}")
+        self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
+        self.segment_lengths, self.dilation_rates = tuple(segment_lengths), tuple(dilation_rates)
+        self.causal, self.backend = causal, backend
+        self.process_group = None
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
+        self.out = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.rotary = RotaryEmbedding(self.head_dim, rotary_base)
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None) -> Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).unbind(2)   # each (b, n, h, d)
+        if positions is None:
+            positions = torch.arange(n, device=x.device)
+        q, k = self.rotary(q, positions), self.rotary(k, positions)
+        out = dilated_attention(q, k, v, self.segment_lengths, self.dilation_rates, causal=self.causal,
+                                group=self.process_group, key_padding_mask=key_padding_mask, backend=self.backend)
+        return self.out(out.reshape(b, n, -1))

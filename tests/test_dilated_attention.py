@@ -1,0 +1,144 @@
+"""dilated_attention equals the dense float64 formula of DESIGN.md section 1, outputs and gradients."""
+
+import pytest
+import torch
+from dense_reference import dense_dilated_attention
+
+from genomenet.attention import available_backends, dilated_attention, last_backend
+
+CPU_BACKENDS = ["torch-cpu-flash", "chunked"]
+
+
+def random_qkv(n, heads, dim=8, batch=2, dtype=torch.float64):
+    return [torch.randn(batch, n, heads, dim, dtype=dtype, requires_grad=True) for _ in range(3)]
+
+
+def outputs_and_grads(fn, q, k, v, grad):
+    out = fn(q, k, v)
+    return (out, *torch.autograd.grad(out, (q, k, v), grad))
+
+
+def assert_matches_reference(n, heads, segments, dilations, causal, backend, dtype=torch.float64, tol=1e-10,
+                             key_padding_mask=None, batch=2):
+    q, k, v = random_qkv(n, heads, dtype=dtype, batch=batch)
+    grad = torch.randn(batch, n, heads, q.shape[-1], dtype=dtype)
+    got = outputs_and_grads(
+        lambda q, k, v: dilated_attention(q, k, v, segments, dilations, causal, key_padding_mask=key_padding_mask,
+                                          backend=backend), q, k, v, grad)
+    q64, k64, v64 = (x.detach().double().requires_grad_() for x in (q, k, v))
+    want = outputs_and_grads(
+        lambda q, k, v: dense_dilated_attention(q, k, v, segments, dilations, causal, key_padding_mask),
+        q64, k64, v64, grad.double())
+    for name, g, w in zip(("out", "dq", "dk", "dv"), got, want):
+        assert torch.isfinite(g).all(), f"{name} has NaN or inf"
+        err = (g.double() - w).abs().max().item()
+        scale = w.abs().max().item()
+        assert err <= tol * max(scale, 1.0), f"{name}: max error {err:.3g} (reference scale {scale:.3g})"
+
+
+GEOMETRIES = {
+    "length_multiple_of_segments": (64, 4, (16, 32), (1, 2)),
+    "length_not_multiple_of_segment": (50, 4, (16, 32), (1, 2)),
+    "dilation_does_not_divide_segment": (72, 6, (6, 12, 20), (1, 4, 6)),
+    "segment_longer_than_sequence": (40, 3, (16, 100), (1, 3)),
+    "single_head": (37, 1, (8, 16), (1, 2)),
+    "twelve_heads_paper_ratios_scaled": (150, 12, (8, 16, 32, 64, 128), (1, 2, 4, 6, 12)),
+    "no_plain_branch": (45, 5, (10, 30), (2, 3)),
+    "one_position": (1, 2, (4,), (2,)),
+}
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@pytest.mark.parametrize("geometry", GEOMETRIES.values(), ids=GEOMETRIES.keys())
+def test_dilated_attention_matches_dense_reference(geometry, causal, backend):
+    n, heads, segments, dilations = geometry
+    assert_matches_reference(n, heads, segments, dilations, causal, backend)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+def test_float32_matches_float64_reference_within_float32_tolerance(causal):
+    assert_matches_reference(96, 4, (16, 32, 48), (1, 2, 6), causal, None, dtype=torch.float32, tol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+def test_half_precision_matches_reference_within_half_tolerance(dtype, causal):
+    assert_matches_reference(128, 4, (32, 64), (1, 2), causal, None, dtype=dtype, tol=3e-2)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+def test_key_padding_mask_removes_keys_and_empty_queries_output_zero(causal, backend):
+    mask = torch.rand(2, 61) < 0.4
+    mask[0, :12] = True     # a whole first segment padded: its queries see no key at all
+    assert_matches_reference(61, 5, (6, 12, 100), (1, 4, 5), causal, backend, key_padding_mask=mask)
+    q, k, v = random_qkv(61, 5)
+    out = dilated_attention(q, k, v, (6,), (1,), causal, key_padding_mask=mask, backend=backend)
+    assert torch.all(out[0, :6] == 0)
+
+
+def test_queries_no_branch_keeps_output_zero_not_nan():
+    q, k, v = random_qkv(32, 2)
+    out = dilated_attention(q, k, v, (8,), (2,), causal=True)
+    # head 0 keeps even offsets, head 1 odd ones; the rest of each head is untouched by the only branch
+    assert torch.all(out[:, 1::2, 0] == 0) and torch.all(out[:, 0::2, 1] == 0)
+    out.sum().backward()
+    assert all(torch.isfinite(x.grad).all() for x in (q, k, v))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+def test_paper_configuration_matches_reference(causal):
+    """LongNet's w = 2048..32768, r = 1, 2, 4, 6, 12 at a length the dense reference affords."""
+    assert_matches_reference(2600, 12, (2048, 4096, 8192, 16384, 32768), (1, 2, 4, 6, 12), causal, None,
+                             dtype=torch.float32, tol=2e-5, batch=1)
+
+
+def test_gradients_flow_through_merge_weights():
+    """The official implementation detaches the merge weights; ours must not (compare to a detached version)."""
+    q, k, v = random_qkv(64, 2)
+    out = dilated_attention(q, k, v, (16, 64), (1, 2), causal=False)
+    (dq,) = torch.autograd.grad(out.pow(2).sum(), (q,))
+    q2 = q.detach().clone().requires_grad_()
+    ref = dense_dilated_attention(q2, k.detach(), v.detach(), (16, 64), (1, 2))
+    (dq_ref,) = torch.autograd.grad(ref.pow(2).sum(), (q2,))
+    torch.testing.assert_close(dq, dq_ref, rtol=1e-9, atol=1e-10)
+
+
+def test_backend_override_is_used_and_reported(monkeypatch):
+    q, k, v = random_qkv(16, 2)
+    dilated_attention(q, k, v, (8,), (1,), backend="chunked")
+    assert last_backend() == "chunked"
+    monkeypatch.setenv("GENOMENET_ATTENTION_BACKEND", "torch-cpu-flash")
+    dilated_attention(q, k, v, (8,), (1,))
+    assert last_backend() == "torch-cpu-flash"
+    monkeypatch.delenv("GENOMENET_ATTENTION_BACKEND")
+    dilated_attention(q, k, v, (8,), (1,))
+    assert last_backend() == "torch-cpu-flash"  # the automatic choice on CPU
+    assert set(CPU_BACKENDS) <= set(available_backends())
+
+
+@pytest.mark.parametrize(
+    "segments, dilations, message",
+    [((), (), "at least one"), ((8, 16), (1,), "one dilation rate per segment"), ((8, 0), (1, 2), "positive"),
+     ((8,), (-1,), "positive"), ((8.0,), (1,), "positive")],
+)
+def test_invalid_branch_arguments_raise_value_error(segments, dilations, message):
+    q, k, v = random_qkv(16, 2)
+    with pytest.raises(ValueError, match=message):
+        dilated_attention(q, k, v, segments, dilations)
+
+
+def test_invalid_tensors_raise_value_error():
+    q, k, v = random_qkv(16, 2)
+    with pytest.raises(ValueError, match="one shape"):
+        dilated_attention(q, k[:, :8], v, (8,), (1,))
+    with pytest.raises(ValueError, match=r"\(batch, seq, heads, head_dim\)"):
+        dilated_attention(q[0], k[0], v[0], (8,), (1,))
+    with pytest.raises(ValueError, match="dtype"):
+        dilated_attention(q, k.float(), v, (8,), (1,))
+    with pytest.raises(ValueError, match="key_padding_mask"):
+        dilated_attention(q, k, v, (8,), (1,), key_padding_mask=torch.zeros(2, 15, dtype=torch.bool))
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        dilated_attention(q, k, v, (8,), (1,), backend="nope")
