@@ -2,28 +2,37 @@
 
 `prepare` a FASTA once into memory-mapped arrays, tokenize windows with `NucleotideTokenizer` or `KmerTokenizer`,
 and serve them to Lightning with `GenomeDataModule`. See docs/data.md.
+
+Names are imported on first use, so `genomenet prepare` and the tokenizers do not pay for importing torch and
+Lightning.
 """
 
-from genomenet.data.cache import PreparedGenome, prepare, prepare_main
-from genomenet.data.datamodule import GenomeDataModule, split_regions
-from genomenet.data.intervals import Interval, read_bed
-from genomenet.data.tokenizers import KmerTokenizer, NucleotideTokenizer, Tokenizer, make_tokenizer, soft_mask
-from genomenet.data.windows import GenomeWindows, WindowSampler, collate_windows
+from __future__ import annotations
 
-__all__ = [
-    "GenomeDataModule",
-    "GenomeWindows",
-    "Interval",
-    "KmerTokenizer",
-    "NucleotideTokenizer",
-    "PreparedGenome",
-    "Tokenizer",
-    "WindowSampler",
-    "collate_windows",
-    "make_tokenizer",
-    "prepare",
-    "prepare_main",
-    "read_bed",
-    "soft_mask",
-    "split_regions",
-]
+import importlib
+
+_EXPORTS = {
+    "PreparedGenome": "cache",
+    "prepare": "cache",
+    "prepare_main": "cache",
+    "GenomeDataModule": "datamodule",
+    "split_regions": "datamodule",
+    "Interval": "intervals",
+    "read_bed": "intervals",
+    "KmerTokenizer": "tokenizers",
+    "NucleotideTokenizer": "tokenizers",
+    "Tokenizer": "tokenizers",
+    "make_tokenizer": "tokenizers",
+    "soft_mask": "tokenizers",
+    "GenomeWindows": "windows",
+    "WindowSampler": "windows",
+    "collate_windows": "windows",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'genomenet.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"genomenet.data.{_EXPORTS[name]}"), name)
