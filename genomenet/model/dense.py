@@ -10,19 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-try:  # one rotary convention for both paths once the attention package provides it
-    from genomenet.attention.module import apply_rotary as _shared_apply_rotary
-except ImportError:  # pragma: no cover - depends on what has landed
-    _shared_apply_rotary = None
-
-from genomenet.model.rotary import apply_rotary as _local_apply_rotary
-
-
-def rotate(x: Tensor, positions: Tensor, base: float) -> Tensor:
-    """Rotary encoding of x (b, n, h, d) at absolute positions (n,), in the attention package's convention."""
-    if _shared_apply_rotary is not None:
-        return _shared_apply_rotary(x, positions, base)
-    return _local_apply_rotary(x, positions, base)
+try:  # one rotary convention for both attention paths
+    from genomenet.attention.module import RotaryEmbedding
+except ImportError:  # pragma: no cover - the attention package is part of genomenet; this is for partial installs
+    from genomenet.model.rotary import RotaryEmbedding
 
 
 def attention_mask(key_padding_mask: Tensor | None, n: int, causal: bool, device: torch.device) -> Tensor | None:
@@ -50,16 +41,17 @@ class DenseMultiheadAttention(nn.Module):
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
-        self.num_heads, self.causal, self.rotary_base = num_heads, causal, rotary_base
+        self.num_heads, self.causal = num_heads, causal
         self.qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
         self.out = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.rotary = RotaryEmbedding(embed_dim // num_heads, rotary_base)
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None) -> Tensor:
         b, n, e = x.shape
         if positions is None:
             positions = torch.arange(n, device=x.device)
         q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, e // self.num_heads).unbind(2)  # (b, n, h, d) each
-        q, k = rotate(q, positions, self.rotary_base), rotate(k, positions, self.rotary_base)
+        q, k = self.rotary(q, positions), self.rotary(k, positions)
         mask = attention_mask(key_padding_mask, n, self.causal, x.device)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (b, h, n, d)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and mask is None)
