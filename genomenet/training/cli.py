@@ -3,6 +3,7 @@ loggers, and the held-out report after fit. Configuration errors end as one line
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -69,10 +70,10 @@ class GenomeCLI(LightningCLI):
             raise InputFileError(f"data.fasta: {fasta}: no such file")
 
     def instantiate_trainer(self, **kwargs: Any):
+        check_compatible(self.model, self.datamodule)  # before the trainer says anything
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        check_compatible(self.model, self.datamodule)
         return trainer
 
     def after_fit(self) -> None:
@@ -117,7 +118,9 @@ def run_lightning_cli(argv: list[str]) -> int:
 
 
 def quiet_known_warnings() -> None:
-    """Lightning's advice that does not apply here (few CPU workers on a 2-core machine, and the like)."""
+    """Lightning's advice that does not apply here (few CPU workers on a 2-core machine, and the like), and its
+    "Seed set to" line, which would come before a configuration error and make it two lines."""
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     for pattern in (r".*does not have many workers.*", r".*LeafSpec.*", r".*args parameter is intended.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
