@@ -1,0 +1,84 @@
+"""`genomenet fit` end to end on the shipped D. melanogaster slice: final lines, exported model, exact resume."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from genomenet.cli import main
+from genomenet.model.pretrained import load_pretrained
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+FINAL = re.compile(r"held-out bits per base: (\d+\.\d{3}) \(Markov baseline: (\d+\.\d{3})\)\nmodel: (.+)\n?$")
+
+
+def loggers(save_dir: Path) -> str:
+    kinds = ("CSVLogger", "TensorBoardLogger")
+    return json.dumps([{"class_path": f"lightning.pytorch.loggers.{k}", "init_args": {"save_dir": str(save_dir)}}
+                       for k in kinds])
+
+
+def tiny_fit_args(tmp_path: Path, steps: int) -> list[str]:
+    """The quickstart config shrunk to seconds: one small layer, short windows, no long-context curve."""
+    return [
+        "fit", "--config", QUICKSTART,
+        "--model.backbone.n_layers", "1", "--model.backbone.d_model", "32",
+        "--model.backbone.segment_lengths", "[64,128]", "--model.backbone.dilation_rates", "[1,2]",
+        "--model.optimizer.warmup_steps", "0", "--model.optimizer.min_lr_ratio", "1.0",  # constant learning rate
+        "--data.context_length", "128", "--data.batch_size", "4", "--data.samples_per_epoch", "8",
+        "--data.cache_dir", str(tmp_path / "cache"), "--data.val_samples", "8",
+        "--trainer.max_steps", str(steps), "--trainer.val_check_interval", "2",
+        "--trainer.enable_progress_bar", "false", "--trainer.num_sanity_val_steps", "0",
+        "--trainer.log_every_n_steps", "1",
+        "--trainer.logger", loggers(tmp_path / "runs"),
+        "--checkpoint.dirpath", str(tmp_path / "checkpoints"), "--checkpoint.every_n_train_steps", "2",
+        "--report.export_dir", str(tmp_path / "model"), "--report.markov_max_order", "4",
+        "--report.context_lengths", "[8,32]", "--report.score_tokens", "32", "--report.max_windows", "8",
+    ]
+
+
+@pytest.mark.slow
+def test_fit_ends_with_held_out_bits_and_the_exported_model(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "genomenet.cli", *tiny_fit_args(tmp_path, steps=4)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    match = FINAL.search(proc.stdout)
+    assert match, proc.stdout[-1000:]
+    model_bits, markov_bits = float(match[1]), float(match[2])
+    assert 0.5 < model_bits < 4 and 0.5 < markov_bits < 2.5
+    model = load_pretrained(match[3])
+    assert model.cfg.n_layers == 1 and model.causal
+    assert (tmp_path / "model" / "long_context.png").stat().st_size > 0
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    metrics = next((tmp_path / "runs").rglob("metrics.csv")).read_text()
+    for name in ("train/loss", "train/bits_per_base", "train/perplexity", "val/bits_per_base"):
+        assert name in metrics
+    assert list((tmp_path / "runs").rglob("events.out.tfevents.*")), "no TensorBoard log"
+
+
+def final_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, weights_only=True)["state_dict"]
+
+
+@pytest.mark.slow
+def test_resuming_from_the_last_checkpoint_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    no_report = ["--report.enabled", "false"]
+    assert main(tiny_fit_args(straight, steps=6) + no_report) == 0
+    assert main(tiny_fit_args(resumed, steps=4) + no_report) == 0
+    assert torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    assert main(tiny_fit_args(resumed, steps=6) + no_report + ["--ckpt_path", "last"]) == 0
+    ckpt = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 6
+    a, b = final_weights(straight / "checkpoints" / "last.ckpt"), final_weights(resumed / "checkpoints" / "last.ckpt")
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=name)
