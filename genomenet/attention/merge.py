@@ -22,10 +22,15 @@ def merge_into(out: Tensor, lse: Tensor, block_out: Tensor, block_lse: Tensor, b
     """Fold one branch's ``(out, lse)`` blocks into the padded running ``out`` / ``lse`` in place."""
     pairs = zip(sparsify.paired_views(out, block_out, branch), sparsify.paired_views(lse, block_lse, branch))
     for (acc_out, new_out), (acc_lse, new_lse) in pairs:
-        merged = torch.logaddexp(acc_lse, new_lse)
-        weight = torch.exp(new_lse - merged.clamp_min(-1e30))   # 0 where neither has a key
-        acc_out.lerp_(new_out, weight.unsqueeze(-1).to(acc_out.dtype))
-        acc_lse.copy_(merged)
+        merge_pair(acc_out, acc_lse, new_out, new_lse)
+
+
+def merge_pair(acc_out: Tensor, acc_lse: Tensor, new_out: Tensor, new_lse: Tensor) -> None:
+    """``acc <- softmax-denominator-weighted mean of acc and new`` in place (LongNet eq. 10, two at a time)."""
+    merged = torch.logaddexp(acc_lse, new_lse)
+    weight = torch.exp(new_lse - merged.clamp_min(-1e30))   # 0 where neither has a key
+    acc_out.lerp_(new_out, weight.unsqueeze(-1).to(acc_out.dtype))
+    acc_lse.copy_(merged)
 
 
 def add_into(grad: Tensor, block_grad: Tensor, branch: Branch) -> None:
@@ -62,8 +67,8 @@ def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_m
         out_b, lse_b = branch_forward(q, k, v, branch, causal, key_padding_mask, backend)
         if out is None and branch.dilation == 1 and not branch.ragged:
             b, n, h, d = q.shape    # the first plain branch *is* the running result: no copy, no merge
-            out = out_b.transpose(1, 2).reshape(b, n, h, d)
-            lse = lse_b.transpose(1, 2).reshape(b, n, h)
+            out = out_b.transpose(1, 2).reshape(b, n, h, d).contiguous()  # a view unless the kernel chose bhld
+            lse = lse_b.transpose(1, 2).reshape(b, n, h).contiguous()
             continue
         if out is None:
             out = torch.zeros_like(q)
@@ -85,7 +90,7 @@ def dilated_backward(grad_out, q, k, v, out, lse, branches, causal, key_padding_
         blocks = [sparsify.gather(sparsify.pad(x, branch), branch) for x in (grad_out, q, k, v, out, lse)]
         block_grads = backend.backward(*blocks, causal, mask)
         if grads is None and branch.dilation == 1 and not branch.ragged:
-            grads = [g.transpose(1, 2).reshape(q.shape) for g in block_grads]
+            grads = [g.transpose(1, 2).reshape(q.shape).contiguous() for g in block_grads]
             continue
         if not branch.ragged:
             grads = grads or [torch.zeros_like(x) for x in (q, k, v)]
