@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 import torch.distributed as dist
@@ -139,14 +138,14 @@ def attend(q_rows, k_all, v_all, calls: list[KernelCall], backend: AttentionBack
     """Merged ``(out, lse)`` of this rank's kept queries over all calls of one long branch."""
     out = lse = None
     for call in calls:
-        o, l = backend.forward(q_rows, k_all[:, :, call.keys], v_all[:, :, call.keys], call.causal, call.mask)
+        o, s = backend.forward(q_rows, k_all[:, :, call.keys], v_all[:, :, call.keys], call.causal, call.mask)
         if call.empty_heads is not None:      # fused kernels report lse 0 for rows without keys
-            l = l.masked_fill(call.empty_heads, -math.inf)
+            s = s.masked_fill(call.empty_heads, -math.inf)
             o = o.masked_fill(call.empty_heads.unsqueeze(-1), 0.0)
         if out is None:
-            out, lse = o.contiguous(), l.contiguous()
+            out, lse = o.contiguous(), s.contiguous()
         else:
-            merge_pair(out, lse, o, l)
+            merge_pair(out, lse, o, s)
     return out, lse
 
 
