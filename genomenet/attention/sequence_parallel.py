@@ -26,6 +26,8 @@ from genomenet.attention.sparsify import Branch
 _all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 _reduce_scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
 _SEGMENT_GROUPS: dict[tuple[tuple[int, ...], int], object] = {}
+received_bytes: list[int] = [0]
+"""Bytes this rank has received through sequence-parallel collectives (read by benchmarks/sequence_parallel.py)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ def all_gather_blocks(x: Tensor, branch: LongBranch, group) -> Tensor:
     b, h, kept, d = x.shape
     out = x.new_empty((branch.group_size * b, h, kept, d))      # ranks stacked along the first dimension
     _all_gather(out, x, group=group)
+    received_bytes[0] += (branch.group_size - 1) * x.nbytes
     return out.view(branch.group_size, b, h, kept, d).permute(1, 2, 0, 3, 4).reshape(b, h, -1, d)
 
 
@@ -198,6 +201,7 @@ def reduce_scatter_blocks(x: Tensor, branch: LongBranch, group) -> Tensor:
     parts = x.view(b, h, branch.group_size, branch.kept, d).permute(2, 0, 1, 3, 4).reshape(-1, h, branch.kept, d)
     out = x.new_empty((b, h, branch.kept, d))
     _reduce_scatter(out, parts, op=dist.ReduceOp.SUM, group=group)
+    received_bytes[0] += (branch.group_size - 1) * out.nbytes
     return out
 
 
