@@ -82,3 +82,12 @@ def test_resuming_from_the_last_checkpoint_reproduces_an_uninterrupted_run(tmp_p
     a, b = final_weights(straight / "checkpoints" / "last.ckpt"), final_weights(resumed / "checkpoints" / "last.ckpt")
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_validate_reads_the_checkpoint_that_fit_wrote(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = tiny_fit_args(tmp_path, steps=2) + ["--report.enabled", "false"]
+    assert main(args) == 0
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert main(["validate", *args[1:], "--ckpt_path", str(ckpt)]) == 0
+    assert "val/bits_per_base" in capsys.readouterr().out

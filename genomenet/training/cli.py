@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -71,6 +72,8 @@ class GenomeCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any):
         check_compatible(self.model, self.datamodule)  # before the trainer says anything
+        if self.subcommand == "predict" and not has_predict_windows(self.datamodule):
+            raise ConfigError(f"{type(self.datamodule).__name__} has no predict windows yet; use validate or test")
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
@@ -84,6 +87,10 @@ class GenomeCLI(LightningCLI):
         default_dir = Path(self.trainer.checkpoint_callback.dirpath).parent / "model"
         result = run_report(self.model, self.datamodule, cfg, default_dir)
         print(final_lines(result), flush=True)
+
+
+def has_predict_windows(datamodule: LightningDataModule) -> bool:
+    return type(datamodule).predict_dataloader is not LightningDataModule.predict_dataloader
 
 
 def check_compatible(module: GenomeLM, datamodule: GenomeDataModule) -> None:

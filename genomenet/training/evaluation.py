@@ -74,7 +74,7 @@ def save_context_plot(curve: dict[int, float], path: str | Path, baseline: float
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(list(curve), list(curve.values()), marker="o", label="model")
     if baseline is not None:
-        ax.axhline(baseline, color="grey", linestyle="--", label="Markov baseline")
+        ax.axhline(baseline, color="grey", linestyle="--", label="Markov baseline (all held-out tokens)")
     ax.set_xscale("log", base=2)
     ax.set(xlabel="preceding context (tokens)", ylabel="held-out bits per base", title="Long-context evaluation")
     ax.legend()

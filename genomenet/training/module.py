@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import lightning as L
 import torch
@@ -71,7 +71,11 @@ class GenomeLM(L.LightningModule):
         self.info = PretrainedInfo(backbone, objective, kmer_size)
         self.optim = optimizer
         self.model = LongNet(backbone, causal=objective.kind == "causal")
-        self.save_hyperparameters(self.info.to_dict())  # plain data only: checkpoints load with weights_only=True
+        # the init arguments as plain data: checkpoints load with weights_only=True, and LightningCLI can re-parse them
+        self.save_hyperparameters(
+            {"backbone": asdict(backbone), "objective": asdict(objective), "optimizer": asdict(optimizer),
+             "kmer_size": kmer_size, "sequence_parallel_size": sequence_parallel_size}
+        )
         self.val_nll, self.val_count = SumMetric(), SumMetric()
 
     @property
