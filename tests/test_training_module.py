@@ -1,0 +1,58 @@
+"""GenomeLM: vocabulary from the tokenizer, both objectives train, bits per base per nucleotide for k-mers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genomenet.errors import ConfigError
+from genomenet.model.longnet import LongNetConfig
+from genomenet.model.objectives import ObjectiveConfig
+from genomenet.training.module import GenomeLM, OptimizerConfig, warmup_cosine
+
+TINY = LongNetConfig(n_layers=1, d_model=16, n_heads=2, attention="dense")
+
+
+def test_vocabulary_comes_from_the_tokenizer_of_the_kmer_size() -> None:
+    assert GenomeLM(TINY).model.cfg.vocab_size == 10
+    assert GenomeLM(TINY, kmer_size=3).model.cfg.vocab_size == 4**3 + 6
+
+
+@pytest.mark.parametrize("kind", ["causal", "masked"])
+def test_each_objective_gives_a_finite_loss_with_gradients(kind: str) -> None:
+    module = GenomeLM(TINY, ObjectiveConfig(kind))
+    ids = torch.randint(0, 4, (2, 200))
+    nll, count = module.nll(ids)
+    if kind == "causal":
+        assert count == 2 * 199  # every token after the first
+    else:
+        assert 0 < count < 2 * 200 * 0.3  # about 15% of them
+    (nll / count).backward()
+    assert all(p.grad is not None for p in module.model.parameters())
+
+
+def test_a_uniform_model_costs_log2_of_the_vocabulary_per_token_and_a_kth_of_it_per_base() -> None:
+    module = GenomeLM(TINY, kmer_size=2)
+    torch.nn.init.zeros_(module.model.lm_head.weight)  # tied: zero embeddings too -> uniform logits
+    ids = torch.randint(0, 16, (1, 50))
+    nll, count = (t.detach() for t in module.nll(ids))
+    per_token_bits = float(nll / count) / math.log(2)
+    assert per_token_bits == pytest.approx(math.log2(22), rel=1e-5)
+    module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    logged: dict[str, float] = {}
+    module.log_metrics("val", nll, count)
+    assert logged["val/bits_per_base"] == pytest.approx(math.log2(22) / 2, rel=1e-5)
+    assert logged["val/perplexity"] == pytest.approx(22, rel=1e-4)
+
+
+def test_sequence_parallelism_is_refused_until_its_strategy_exists() -> None:
+    with pytest.raises(ConfigError, match="sequence_parallel_size"):
+        GenomeLM(TINY, sequence_parallel_size=2)
+
+
+def test_learning_rate_warms_up_linearly_then_decays_to_the_floor() -> None:
+    schedule = warmup_cosine(OptimizerConfig(warmup_steps=10, min_lr_ratio=0.1), total=110)
+    assert schedule(0) == pytest.approx(0.1) and schedule(9) == pytest.approx(1.0)
+    assert schedule(60) == pytest.approx(0.55) and schedule(110) == pytest.approx(0.1)
