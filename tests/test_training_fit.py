@@ -91,3 +91,11 @@ def test_validate_reads_the_checkpoint_that_fit_wrote(tmp_path: Path, capsys: py
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     assert main(["validate", *args[1:], "--ckpt_path", str(ckpt)]) == 0
     assert "val/bits_per_base" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_masked_lm_fits_and_reports_masked_token_bits(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(tiny_fit_args(tmp_path, steps=2) + ["--model.objective.kind", "masked"]) == 0
+    out = capsys.readouterr().out
+    assert "masked tokens (bidirectional model" in out and FINAL.search(out)
+    assert not load_pretrained(tmp_path / "model").causal

@@ -73,9 +73,10 @@ def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path) -> Held
     model, tok, k = module.model.cpu().float().eval(), datamodule.tokenizer, module.bases_per_token
     split = held_out_split(datamodule)
     windows = stack_windows(list(datamodule.dataloader(split)), cfg.max_windows)  # (w, n)
-    nll, count = window_nll(model, windows, tok.n_id)
+    nll, count = window_nll(model, windows, tok.n_id) if model.causal else masked_nll(module, windows)
     bits = nll / (count * k * math.log(2))
-    print(f"scored {len(windows)} held-out {split} windows of {windows.shape[1]} tokens: {count:,} tokens")
+    what = "tokens" if model.causal else "masked tokens (bidirectional model: not comparable to a causal one)"
+    print(f"scored {len(windows)} held-out {split} windows of {windows.shape[1]} tokens: {count:,} {what}")
     max_order = max_markov_order(tok.n_id, cfg.markov_max_order)
     markov = fit_markov(training_tokens(datamodule), markov_alphabet(tok.n_id), max_order, cfg.markov_alpha)
     m_bits, m_count = markov.bits_per_token(windows.numpy())
@@ -88,6 +89,16 @@ def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path) -> Held
     export_model(model, module.info, out_dir)
     print(f"evaluation and export took {time.perf_counter() - t0:.1f}s")
     return HeldOut(bits, m_bpb, markov.order, len(windows), out_dir, curve)
+
+
+@torch.no_grad()
+def masked_nll(module, windows: torch.Tensor, batch_size: int = 16) -> tuple[float, int]:
+    """(NLL in nats, scored tokens) of a masked LM on its BERT-masked tokens, masks fixed by the batch index."""
+    total, count = 0.0, 0
+    for i, batch in enumerate(windows.split(batch_size)):
+        nll, n = module.nll(batch, torch.Generator().manual_seed(i))
+        total, count = total + float(nll), count + int(n)
+    return total, count
 
 
 def long_context(model, windows, n_id: int, cfg: ReportConfig, k: int, out_dir: Path, baseline: float) -> dict:
