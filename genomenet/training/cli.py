@@ -84,7 +84,9 @@ class GenomeCLI(LightningCLI):
         cfg = cfg if isinstance(cfg, ReportConfig) else ReportConfig(**vars(cfg))
         if not cfg.enabled or self.trainer.interrupted or not self.trainer.is_global_zero:
             return
-        default_dir = Path(self.trainer.checkpoint_callback.dirpath).parent / "model"
+        ckpt = self.trainer.checkpoint_callback
+        root = Path(ckpt.dirpath).parent if ckpt and ckpt.dirpath else Path(self.trainer.default_root_dir)
+        default_dir = root / "model"
         result = run_report(self.model, self.datamodule, cfg, default_dir)
         print(final_lines(result), flush=True)
 
