@@ -49,10 +49,12 @@ def _branch_mask(branch: Branch, batch: int, causal: bool, key_padding_mask: Ten
     return sparsify.key_mask(valid, dtype), empty_rows
 
 
-def branch_forward(q, k, v, branch: Branch, causal: bool, key_padding_mask, backend: AttentionBackend):
+def branch_forward(q, k, v, branch: Branch, causal: bool, key_padding_mask, backend: AttentionBackend,
+                   workspace: sparsify.Workspace | None = None):
     """One branch: gather its rows into blocks, attend, return ``(out, lse)`` blocks."""
     mask, empty_rows = _branch_mask(branch, q.shape[0], causal, key_padding_mask, q.device, q.dtype)
-    q_b, k_b, v_b = (sparsify.gather(sparsify.pad(x, branch), branch) for x in (q, k, v))
+    q_b, k_b, v_b = (sparsify.gather(sparsify.pad(x, branch), branch, workspace, name)
+                     for x, name in ((q, "q"), (k, "k"), (v, "v")))
     out_b, lse_b = backend.forward(q_b, k_b, v_b, causal, mask)   # (b*s, h, kept, d), (b*s, h, kept)
     if empty_rows is not None:
         lse_b = lse_b.masked_fill(empty_rows, -math.inf)
@@ -63,8 +65,9 @@ def branch_forward(q, k, v, branch: Branch, causal: bool, key_padding_mask, back
 def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_mask, backend):
     """Merged ``out (b, n, h, d)`` and ``lse (b, n, h)`` over all branches; rows no branch keeps: 0 and -inf."""
     out = lse = None
+    workspace = sparsify.Workspace()
     for branch in branches:
-        out_b, lse_b = branch_forward(q, k, v, branch, causal, key_padding_mask, backend)
+        out_b, lse_b = branch_forward(q, k, v, branch, causal, key_padding_mask, backend, workspace)
         if out is None and branch.dilation == 1 and not branch.ragged:
             b, n, h, d = q.shape    # the first plain branch *is* the running result: no copy, no merge
             out = out_b.transpose(1, 2).reshape(b, n, h, d).contiguous()  # a view unless the kernel chose bhld
@@ -85,9 +88,11 @@ def dilated_backward(grad_out, q, k, v, out, lse, branches, causal, key_padding_
     grads = None
     # rows without any key have lse = -inf; +inf makes their probabilities 0 instead of inf * 0
     lse = lse.masked_fill(lse == -math.inf, math.inf)
+    workspace = sparsify.Workspace()
     for branch in branches:
         mask, _ = _branch_mask(branch, q.shape[0], causal, key_padding_mask, q.device, q.dtype)
-        blocks = [sparsify.gather(sparsify.pad(x, branch), branch) for x in (grad_out, q, k, v, out, lse)]
+        blocks = [_backward_blocks(x, name, branch, workspace)
+                  for x, name in zip((grad_out, q, k, v, out, lse), ("grad_out", "q", "k", "v", "out", "lse"))]
         block_grads = backend.backward(*blocks, causal, mask)
         if grads is None and branch.dilation == 1 and not branch.ragged:
             grads = [g.transpose(1, 2).reshape(q.shape).contiguous() for g in block_grads]
@@ -103,6 +108,15 @@ def dilated_backward(grad_out, q, k, v, out, lse, branches, causal, key_padding_
         unpadded = [sparsify.unpad(p, branch) for p in padded]
         grads = unpadded if grads is None else [g.add_(u) for g, u in zip(grads, unpadded)]
     return tuple(grads)
+
+
+def _backward_blocks(x: Tensor, name: str, branch: Branch, workspace: sparsify.Workspace) -> Tensor:
+    """q, k, v gathered heads-major; grad_out, out, lse rows-major (a mere view for a plain branch)."""
+    if name in ("q", "k", "v"):
+        return sparsify.gather(sparsify.pad(x, branch), branch, workspace, name)
+    if branch.dilation == 1 and not branch.ragged:
+        return sparsify.plain_blocks(x, branch)
+    return sparsify.gather(sparsify.pad(x, branch), branch, workspace, name, heads_first=False)
 
 
 class DilatedAttentionFunction(torch.autograd.Function):

@@ -91,13 +91,53 @@ def _offset_views(xp: Tensor, branch: Branch) -> Iterator[tuple[int, Tensor]]:
         yield t, grid[:, :, :, t, t :: branch.dilation]
 
 
-def gather(xp: Tensor, branch: Branch) -> Tensor:
-    """Padded ``(b, padded_len, heads, ...) -> (b * segments, heads, kept, ...)`` dense blocks, contiguous."""
+def gather(xp: Tensor, branch: Branch, workspace: Workspace | None = None, name: str = "",
+           heads_first: bool = True) -> Tensor:
+    """Padded ``(b, padded_len, heads, ...) -> (b * segments, heads, kept, ...)`` dense blocks.
+
+    ``heads_first`` stores them heads-major (contiguous; what fused kernels read q, k, v from fastest), else
+    rows-major under a transposed view (what the CPU kernel wants for grad_out: it would copy it otherwise).
+    With a workspace the blocks live in its buffer ``name``, which the next branch's gather reuses.
+    """
     b, _, h, *rest = xp.shape
-    blocks = xp.new_empty((b, branch.num_segments, h, branch.kept, *rest))
+    s, kept, r = branch.num_segments, branch.kept, branch.dilation
+    shape = (b, s, h, kept, *rest) if heads_first else (b, s, kept, h, *rest)
+    blocks = xp.new_empty(shape) if workspace is None else workspace.take(name, shape, xp)
     for t, rows in _offset_views(xp, branch):
-        blocks[:, :, t :: branch.dilation].copy_(rows.transpose(2, 3))
-    return blocks.view(b * branch.num_segments, h, branch.kept, *rest)
+        if heads_first:
+            blocks[:, :, t::r].copy_(rows.transpose(2, 3))
+        else:
+            blocks[:, :, :, t::r].copy_(rows)
+    if heads_first:
+        return blocks.view(b * s, h, kept, *rest)
+    return blocks.view(b * s, kept, h, *rest).transpose(1, 2)
+
+
+def plain_blocks(x: Tensor, branch: Branch) -> Tensor:
+    """For a plain branch (r = 1, unpadded): ``(b, n, heads, ...)`` as ``(b * segments, heads, w, ...)`` blocks,
+    a strided view, no copy (fused kernels read grad_out, out and lse from it about as fast as from a copy)."""
+    assert branch.dilation == 1 and not branch.ragged
+    b, n, h, *rest = x.shape
+    return x.reshape(b * branch.num_segments, branch.segment, h, *rest).transpose(1, 2)
+
+
+class Workspace:
+    """Buffers that successive branches reuse for their gathered blocks.
+
+    Large CPU allocations are fresh pages from the kernel every time (glibc maps them and unmaps them on free), and
+    touching fresh pages costs about as much as the copy itself; reusing one buffer per tensor across branches pays
+    that once per call instead of once per branch.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        numel = math.prod(shape)
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype:
+            buffer = self.buffers[name] = like.new_empty(numel)
+        return buffer[:numel].view(shape)
 
 
 def paired_views(xp: Tensor, blocks: Tensor, branch: Branch) -> Iterator[tuple[Tensor, Tensor]]:
