@@ -47,9 +47,9 @@ def test_a_uniform_model_costs_log2_of_the_vocabulary_per_token_and_a_kth_of_it_
     assert logged["val/perplexity"] == pytest.approx(22, rel=1e-4)
 
 
-def test_sequence_parallelism_is_refused_until_its_strategy_exists() -> None:
+def test_a_sequence_parallel_size_below_one_is_refused() -> None:
     with pytest.raises(ConfigError, match="sequence_parallel_size"):
-        GenomeLM(TINY, sequence_parallel_size=2)
+        GenomeLM(TINY, sequence_parallel_size=0)
 
 
 def test_learning_rate_warms_up_linearly_then_decays_to_the_floor() -> None:

@@ -22,8 +22,9 @@ from genomenet.attention.backends import AttentionBackend, select_backend
 from genomenet.attention.merge import dilated_backward, dilated_forward, merge_pair
 from genomenet.attention.sparsify import Branch
 
-# torch >= 2.10 renamed the tensor collectives; older releases only have the first names
-_all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+# torch 2.13 renamed the tensor collectives (the old names warn); older releases only have the old names
+all_gather_into = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+"""``all_gather_into(out, x, group=...)``: ranks' ``x`` stacked along ``out``'s first dimension."""
 _reduce_scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
 _SEGMENT_GROUPS: dict[tuple[tuple[int, ...], int], object] = {}
 received_bytes: list[int] = [0]
@@ -188,7 +189,7 @@ def all_gather_blocks(x: Tensor, branch: LongBranch, group) -> Tensor:
     x = x.contiguous()
     b, h, kept, d = x.shape
     out = x.new_empty((branch.group_size * b, h, kept, d))      # ranks stacked along the first dimension
-    _all_gather(out, x, group=group)
+    all_gather_into(out, x, group=group)
     received_bytes[0] += (branch.group_size - 1) * x.nbytes
     return out.view(branch.group_size, b, h, kept, d).permute(1, 2, 0, 3, 4).reshape(b, h, -1, d)
 

@@ -19,6 +19,7 @@ from genomenet.errors import ConfigError, GenomenetError, InputFileError
 from genomenet.training.callbacks import AtomicCheckpointIO, TokensPerSecond
 from genomenet.training.module import GenomeLM
 from genomenet.training.report import ReportConfig, final_lines, run_report
+from genomenet.training.strategy import SequenceParallelStrategy
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "logger": [
@@ -74,6 +75,11 @@ class GenomeCLI(LightningCLI):
         check_compatible(self.model, self.datamodule)  # before the trainer says anything
         if self.subcommand == "predict" and not has_predict_windows(self.datamodule):
             raise ConfigError(f"{type(self.datamodule).__name__} has no predict windows yet; use validate or test")
+        if self.model.sequence_parallel_size > 1:
+            trainer_config = self._get(self.config_init, "trainer", default={})
+            check_sequence_parallel_ranks(trainer_config, self.model.sequence_parallel_size)
+            configured = trainer_config.get("strategy", "auto")
+            kwargs["strategy"] = sequence_parallel_strategy(configured, self.model.sequence_parallel_size)
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
@@ -84,11 +90,40 @@ class GenomeCLI(LightningCLI):
         cfg = cfg if isinstance(cfg, ReportConfig) else ReportConfig(**vars(cfg))
         if not cfg.enabled or self.trainer.interrupted or not self.trainer.is_global_zero:
             return
+        if self.model.sequence_parallel_size > 1:
+            print("held-out report skipped: it scores whole windows on one device; with sequence parallelism use "
+                  "`genomenet validate` (distributed) or export the checkpoint and report on one device", flush=True)
+            return
         ckpt = self.trainer.checkpoint_callback
         root = Path(ckpt.dirpath).parent if ckpt and ckpt.dirpath else Path(self.trainer.default_root_dir)
         default_dir = root / "model"
         result = run_report(self.model, self.datamodule, cfg, default_dir)
         print(final_lines(result), flush=True)
+
+
+def check_sequence_parallel_ranks(trainer_config: dict, size: int) -> None:
+    """Raise ConfigError when trainer.devices x trainer.num_nodes cannot hold whole sequence groups of ``size``."""
+    devices, nodes = trainer_config.get("devices", "auto"), trainer_config.get("num_nodes", 1) or 1
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    if isinstance(devices, (list, tuple)):
+        devices = len(devices)
+    if isinstance(devices, int) and devices > 0 and (devices * nodes) % size:
+        raise ConfigError(f"data.sequence_parallel_size={size} does not divide the {devices * nodes} ranks of "
+                          f"trainer.devices={devices} x trainer.num_nodes={nodes}")
+
+
+def sequence_parallel_strategy(configured: Any, size: int) -> SequenceParallelStrategy:
+    """The trainer strategy for data.sequence_parallel_size > 1: the configured one if it fits, else a new one."""
+    if isinstance(configured, SequenceParallelStrategy):
+        if configured.sequence_parallel_size != size:
+            raise ConfigError(f"trainer.strategy sequence_parallel_size={configured.sequence_parallel_size} but "
+                              f"data.sequence_parallel_size={size}: set one value")
+        return configured
+    if configured not in (None, "auto", "ddp"):
+        raise ConfigError(f"data.sequence_parallel_size={size} needs trainer.strategy auto, ddp or "
+                          f"genomenet.training.strategy.SequenceParallelStrategy, got {configured!r}")
+    return SequenceParallelStrategy(size)
 
 
 def has_predict_windows(datamodule: LightningDataModule) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import Literal
 
 import lightning as L
 import torch
@@ -22,6 +23,7 @@ from genomenet.model.objectives import (
     perplexity,
 )
 from genomenet.model.pretrained import PretrainedInfo
+from genomenet.training.strategy import chunk_first_tokens, global_sum
 
 
 @dataclass
@@ -38,6 +40,8 @@ class OptimizerConfig:
     """Linear warm-up from 0 to lr over this many steps."""
     min_lr_ratio: float = 0.1
     """The cosine decays to lr * min_lr_ratio at the last step (trainer.max_steps)."""
+    name: Literal["adamw", "sgd"] = "adamw"
+    """adamw, or plain sgd (no momentum; what the distributed tests compare, since AdamW hides gradient scale)."""
 
 
 class GenomeLM(L.LightningModule):
@@ -57,15 +61,14 @@ class GenomeLM(L.LightningModule):
             objective: Causal or masked LM.
             optimizer: Learning rate schedule and AdamW settings.
             kmer_size: Bases per token; set from data.kmer_size (fixes the vocabulary and bits per base).
-            sequence_parallel_size: Ranks that share one sequence. Placeholder: only 1 works until the
-                sequence-parallel strategy lands (a separate issue).
+            sequence_parallel_size: Ranks that share one sequence (set from data.sequence_parallel_size); the CLI
+                then trains with genomenet.training.strategy.SequenceParallelStrategy.
         """
         super().__init__()
-        if sequence_parallel_size != 1:
-            raise ConfigError(
-                f"model sequence_parallel_size={sequence_parallel_size}: sequence parallelism is not available yet "
-                "(its strategy is a separate issue); use 1"
-            )
+        if sequence_parallel_size < 1:
+            raise ConfigError(f"model sequence_parallel_size={sequence_parallel_size} must be >= 1")
+        self.sequence_parallel_size = sequence_parallel_size
+        self.sequence_group = None  # set by SequenceParallelStrategy: this rank then holds one chunk of each window
         self.tokenizer = make_tokenizer(kmer_size)
         backbone = resolve_vocab(backbone, self.tokenizer.vocab_size)
         self.info = PretrainedInfo(backbone, objective, kmer_size)
@@ -94,7 +97,7 @@ class GenomeLM(L.LightningModule):
         input_ids = input_ids.long()
         scorable = input_ids < self.tokenizer.n_id  # real k-mers: not N, padding or specials
         if self.info.objective.kind == "causal":
-            inputs, targets = input_ids, causal_targets(input_ids, scorable)
+            inputs, targets = input_ids, self._causal_targets(input_ids)
         else:
             replacements = torch.arange(self.tokenizer.n_id, device=input_ids.device)
             inputs, targets = mask_tokens(
@@ -105,11 +108,32 @@ class GenomeLM(L.LightningModule):
                 self.info.objective.mask_probability,
                 generator,
             )
-        logits = self.model(inputs, key_padding_mask=self.padding(input_ids))  # (b, n, vocab)
-        return nll_sum_and_count(logits, targets)
+        logits = self.model(inputs, key_padding_mask=self.padding(input_ids), positions=self._positions(inputs))
+        return nll_sum_and_count(logits, targets)   # of this rank's chunk under sequence parallelism
+
+    def _causal_targets(self, input_ids: Tensor) -> Tensor:
+        """Next-token targets; a sequence-parallel chunk's last token predicts the next chunk's first token."""
+        if self.sequence_group is None:
+            return causal_targets(input_ids, input_ids < self.tokenizer.n_id)
+        following = chunk_first_tokens(input_ids, self.sequence_group, self.tokenizer.pad_id)
+        extended = torch.cat([input_ids, following], dim=1)
+        return causal_targets(extended, extended < self.tokenizer.n_id)[:, :-1]
+
+    def _positions(self, inputs: Tensor) -> Tensor | None:
+        """Global token positions of this rank's chunk (None: 0..n-1 on one device)."""
+        if self.sequence_group is None:
+            return None
+        n = inputs.shape[1]
+        return torch.arange(n, device=inputs.device) + n * torch.distributed.get_rank(self.sequence_group)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         nll, count = self.nll(batch["input_ids"])
+        if self.sequence_group is not None:
+            # each rank holds a chunk: normalise by the window's token count; DDP then averages over all ranks,
+            # so scale by the group size to get the mean over data-parallel replicas of each window's mean loss
+            total = global_sum(count, self.sequence_group).clamp_min(1)
+            self.log_metrics("train", global_sum(nll, self.sequence_group), total, prog_bar=True)
+            return nll * self.sequence_parallel_size / total
         loss = nll / count.clamp_min(1)
         self.log_metrics("train", nll, count, prog_bar=True)
         return loss
@@ -160,7 +184,10 @@ class GenomeLM(L.LightningModule):
             {"params": decay, "weight_decay": self.optim.weight_decay},
             {"params": rest, "weight_decay": 0.0},
         ]
-        opt = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas))
+        if self.optim.name == "sgd":
+            opt = torch.optim.SGD(groups, lr=self.optim.lr)
+        else:
+            opt = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas))
         total = self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(self.optim, int(total)))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -16,6 +16,7 @@ from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
 
 from genomenet.attention.module import DilatedMultiheadAttention
+from genomenet.attention.sequence_parallel import all_gather_into
 from genomenet.errors import ConfigError
 
 
@@ -87,3 +88,14 @@ def global_sum(value: torch.Tensor, group) -> torch.Tensor:
     total = value.detach().clone()
     torch.distributed.all_reduce(total, group=group)
     return total
+
+
+def chunk_first_tokens(input_ids: torch.Tensor, group, fill: int) -> torch.Tensor:
+    """``(b, 1)``: the first token of the next rank's chunk (``fill`` on the last rank) of a sequence group."""
+    world, rank = torch.distributed.get_world_size(group), torch.distributed.get_rank(group)
+    firsts = input_ids[:, :1].contiguous()
+    gathered = firsts.new_empty((world * firsts.shape[0], 1))
+    all_gather_into(gathered, firsts, group=group)
+    if rank == world - 1:
+        return torch.full_like(firsts, fill)
+    return gathered.view(world, *firsts.shape)[rank + 1]
