@@ -27,12 +27,13 @@ def lambda_phage(sequence_parallel_size: int, cache_dir) -> GenomeDataModule:
                             sequence_parallel_size=sequence_parallel_size)
 
 
-def train(sequence_parallel_size: int, cache_dir) -> GenomeLM:
+def train(sequence_parallel_size: int, cache_dir, data_parallel_size: int = 1) -> GenomeLM:
     model = tiny_model(sequence_parallel_size)
+    devices = data_parallel_size * sequence_parallel_size
     strategy = "auto"
-    if sequence_parallel_size > 1:
+    if devices > 1:
         strategy = SequenceParallelStrategy(sequence_parallel_size, start_method="spawn")
-    trainer = Trainer(accelerator="cpu", devices=sequence_parallel_size, strategy=strategy, max_steps=STEPS,
+    trainer = Trainer(accelerator="cpu", devices=devices, strategy=strategy, max_steps=STEPS,
                       limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(model, lambda_phage(sequence_parallel_size, cache_dir))
@@ -47,6 +48,15 @@ def test_sequence_parallel_training_steps_equal_single_device_training(tmp_path)
     assert any(not torch.equal(initial[k], single[k]) for k in initial), "training changed nothing"
     for name in single:
         torch.testing.assert_close(split[name], single[name], rtol=1e-4, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.slow
+def test_data_by_sequence_mesh_training_equals_plain_data_parallel_training(tmp_path):
+    """2 x 2 mesh against 2-way DDP: the same windows per replica, so the same steps if gradients reduce right."""
+    plain = train(1, tmp_path, data_parallel_size=2).state_dict()
+    mesh = train(2, tmp_path, data_parallel_size=2).state_dict()
+    for name in plain:
+        torch.testing.assert_close(mesh[name], plain[name], rtol=1e-4, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
 
 
 def test_strategy_refuses_a_group_size_that_does_not_divide_the_ranks():
