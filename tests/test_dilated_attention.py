@@ -142,3 +142,24 @@ def test_invalid_tensors_raise_value_error():
         dilated_attention(q, k, v, (8,), (1,), key_padding_mask=torch.zeros(2, 15, dtype=torch.bool))
     with pytest.raises(ValueError, match="unknown attention backend"):
         dilated_attention(q, k, v, (8,), (1,), backend="nope")
+
+
+def test_a_kernel_that_disagrees_with_the_reference_is_skipped(monkeypatch):
+    """GPU kernels are self-checked once against the chunked reference; a wrong one must never be chosen."""
+    from genomenet.attention import backends
+
+    class WrongGradients(backends.TorchCPUFlash):
+        name = "wrong"
+
+        def backward(self, *args):
+            return tuple(2 * g for g in super().backward(*args))
+
+    class Right(backends.TorchCPUFlash):
+        name = "right"
+
+    monkeypatch.setattr(backends, "_BACKENDS", {"wrong": WrongGradients(), "right": Right(), "chunked":
+                                                 backends.Chunked()})
+    monkeypatch.setattr(backends, "_checked", {})
+    with pytest.warns(UserWarning, match="wrong disagrees"):
+        chosen = backends.select_backend(torch.device("cpu"), torch.float32, has_mask=False)
+    assert chosen.name == "right"
