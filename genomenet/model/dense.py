@@ -10,10 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-try:  # one rotary convention for both attention paths
-    from genomenet.attention.module import RotaryEmbedding
-except ImportError:  # pragma: no cover - the attention package is part of genomenet; this is for partial installs
-    from genomenet.model.rotary import RotaryEmbedding
+from genomenet.attention.module import RotaryEmbedding  # one rotary convention for both attention paths
 
 
 def attention_mask(key_padding_mask: Tensor | None, n: int, causal: bool, device: torch.device) -> Tensor | None:

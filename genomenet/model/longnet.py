@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from genomenet.attention.module import DilatedMultiheadAttention
 from genomenet.errors import ConfigError
 from genomenet.model.dense import DenseMultiheadAttention
 
@@ -85,10 +86,6 @@ def attention_layer(cfg: LongNetConfig, causal: bool) -> nn.Module:
     """The attention of one block: dilated (from genomenet.attention) or dense, with the same forward signature."""
     if cfg.attention == "dense":
         return DenseMultiheadAttention(cfg.d_model, cfg.n_heads, causal, cfg.bias, cfg.rotary_base)
-    try:
-        from genomenet.attention.module import DilatedMultiheadAttention
-    except ImportError as err:
-        raise ConfigError(f"dilated attention is unavailable ({err}); set backbone.attention: dense") from None
     return DilatedMultiheadAttention(
         cfg.d_model,
         cfg.n_heads,
