@@ -168,6 +168,11 @@ class GenomeDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.dataloader("test")
 
+    def predict_dataloader(self) -> DataLoader:
+        """Tiled windows of the held-out regions: the test split if it has any, else the validation split."""
+        self.setup()
+        return self.dataloader("test" if self.regions["test"] else "val")
+
     def _ranks(self) -> tuple[int, int, int]:
         """(data-parallel rank, data-parallel size, sequence-parallel rank) from the default process group."""
         rank, world = (0, 1)

@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -65,3 +66,33 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+class WindowScoresWriter(BasePredictionWriter):
+    """`genomenet predict` output: one TSV row per window (chrom, start, end, bits_per_base), written atomically."""
+
+    def __init__(self, filename: str = "predictions.tsv") -> None:
+        """
+        Args:
+            filename: File name inside the run directory (trainer.log_dir, else default_root_dir); with several
+                ranks each writes its own `<stem>.rank<N><suffix>`.
+        """
+        super().__init__(write_interval="epoch")
+        self.filename = filename
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
+        if trainer.world_size > 1:
+            path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")
+        rows = [f"{c}\t{s}\t{e}\t{b:.4f}" for batch in _flatten(predictions) for c, s, e, b in
+                zip(batch["chrom"], batch["start"].tolist(), batch["end"].tolist(), batch["bits_per_base"].tolist())]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text("chrom\tstart\tend\tbits_per_base\n" + "".join(r + "\n" for r in rows))
+        os.replace(partial, path)
+        print(f"predictions: {path} ({len(rows)} windows)", flush=True)
+
+
+def _flatten(predictions: list) -> list[dict]:
+    """Lightning gives a list of batch outputs, or a list of such lists with several dataloaders."""
+    return [b for item in predictions for b in (item if isinstance(item, list) else [item])]

@@ -9,14 +9,13 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from genomenet.data.datamodule import GenomeDataModule
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
-from genomenet.training.callbacks import AtomicCheckpointIO, TokensPerSecond
+from genomenet.training.callbacks import AtomicCheckpointIO, TokensPerSecond, WindowScoresWriter
 from genomenet.training.module import GenomeLM
 from genomenet.training.report import ReportConfig, final_lines, run_report
 from genomenet.training.strategy import SequenceParallelStrategy
@@ -61,6 +60,7 @@ class GenomeCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": "runs/genomenet/checkpoints"})
         parser.add_lightning_class_args(TokensPerSecond, "throughput")
+        parser.add_lightning_class_args(WindowScoresWriter, "predictions")
         parser.add_class_arguments(ReportConfig, "report", help="The held-out report after fit.")
         parser.link_arguments("data.kmer_size", "model.kmer_size")
         parser.link_arguments("data.sequence_parallel_size", "model.sequence_parallel_size")
@@ -73,8 +73,6 @@ class GenomeCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any):
         check_compatible(self.model, self.datamodule)  # before the trainer says anything
-        if self.subcommand == "predict" and not has_predict_windows(self.datamodule):
-            raise ConfigError(f"{type(self.datamodule).__name__} has no predict windows yet; use validate or test")
         if self.model.sequence_parallel_size > 1:
             trainer_config = self._get(self.config_init, "trainer", default={})
             check_sequence_parallel_ranks(trainer_config, self.model.sequence_parallel_size)
@@ -124,10 +122,6 @@ def sequence_parallel_strategy(configured: Any, size: int) -> SequenceParallelSt
         raise ConfigError(f"data.sequence_parallel_size={size} needs trainer.strategy auto, ddp or "
                           f"genomenet.training.strategy.SequenceParallelStrategy, got {configured!r}")
     return SequenceParallelStrategy(size)
-
-
-def has_predict_windows(datamodule: LightningDataModule) -> bool:
-    return type(datamodule).predict_dataloader is not LightningDataModule.predict_dataloader
 
 
 def check_compatible(module: GenomeLM, datamodule: GenomeDataModule) -> None:

@@ -175,7 +175,10 @@ class GenomeLM(L.LightningModule):
         generator = torch.Generator(batch["input_ids"].device).manual_seed(batch_idx)
         out = [self.nll(ids[None], generator) for ids in batch["input_ids"]]
         bpb = torch.stack([bits_per_base(n, c.clamp_min(1), self.bases_per_token) for n, c in out])
-        return {k: batch[k] for k in ("chrom", "start") if k in batch} | {"bits_per_base": bpb}
+        windows = {k: batch[k] for k in ("chrom", "start") if k in batch}
+        if "start" in windows:
+            windows["end"] = windows["start"] + batch["input_ids"].shape[1] * self.bases_per_token
+        return windows | {"bits_per_base": bpb}
 
     def configure_optimizers(self) -> dict:
         decay = [p for p in self.model.parameters() if p.dim() >= 2 and p is not self.model.embed.weight]
