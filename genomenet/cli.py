@@ -32,7 +32,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def demo_main(argv: list[str]) -> int:
-    """`genomenet demo`: check exact dilated attention against a dense reference and time it."""
+    """`genomenet demo`: time exact dilated attention against dense attention at one sequence length."""
     parser = argparse.ArgumentParser(prog="genomenet demo", description=demo_main.__doc__)
     parser.add_argument("--seq-len", type=int, default=16384)
     args = parser.parse_args(argv)
