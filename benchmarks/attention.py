@@ -9,6 +9,8 @@ is its own. Methods:
              any dilated attention can cost (it is the first branch of every configuration here)
   dilated    genomenet's dilated_attention with the configuration below, from (batch, N, heads, dim) tensors
   dense      full causal scaled_dot_product_attention (quadratic; only up to --dense-max)
+TFLOP/s counts the matrix work of forward+backward (4 d FLOPs per attended pair forward, 2.5x that backward); on a
+GPU compare it with the card's bf16 matrix rate (an H100 SXM: about 990 dense TFLOP/s).
 """
 
 from __future__ import annotations
@@ -93,6 +95,19 @@ def run_in_subprocess(method: str, n: int, repeats: int, threads: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def attention_flops(method: str, n: int) -> float:
+    """Matrix FLOPs of causal forward+backward: 4 d per (query, key) pair forward, 2.5x that backward (flash)."""
+    pairs = 0.0
+    if method == "dense":
+        pairs = n * n / 2
+    else:
+        branches = [(2048, 1)] if method == "floor" else list(zip(SEGMENTS, DILATIONS))
+        for w, r in branches:
+            w = min(w, n)
+            pairs += (n / r) * (w / r) / 2      # per head: n/r kept queries, each sees about half of w/r keys
+    return 3.5 * 4 * HEAD_DIM * HEADS * pairs
+
+
 def loglog_slope(ns: list[int], times: list[float]) -> float:
     xs, ys = [math.log(n) for n in ns], [math.log(t) for t in times]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
@@ -101,7 +116,8 @@ def loglog_slope(ns: list[int], times: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[4096, 8192, 16384, 32768, 65536, 131072])
+    parser.add_argument("--lengths", type=int, nargs="+", default=None,
+                        help="sequence lengths (default 4K..128K on CPU, 4K..2M on a GPU)")
     parser.add_argument("--dense-max", type=int, default=32768, help="longest N for the quadratic dense baseline")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
@@ -113,10 +129,14 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure_one(args.one[0], int(args.one[1]), args.repeats)))
         return
+    if args.lengths is None:
+        top = 21 if torch.cuda.is_available() else 17
+        args.lengths = [2**e for e in range(12, top + 1)]
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
           f"{'cuda bf16' if torch.cuda.is_available() else 'cpu float32'}; batch 1, {HEADS} heads of {HEAD_DIM}, "
           f"causal, w={SEGMENTS}, r={DILATIONS}")
-    print(f"{'N':>8} {'method':>8} {'fwd s':>8} {'fwd+bwd s':>10} {'peak MiB':>9} {'x floor':>8} {'mem x floor':>12}")
+    print(f"{'N':>8} {'method':>8} {'fwd s':>8} {'fwd+bwd s':>10} {'peak MiB':>9} {'x floor':>8} {'mem x floor':>12} "
+          f"{'TFLOP/s':>8}")
     rows: dict[tuple[str, int], dict] = {}
     for n in args.lengths:
         for method in ("floor", "dilated", "dense"):
@@ -125,8 +145,8 @@ def main() -> None:
             row = rows[method, n] = run_in_subprocess(method, n, args.repeats, args.threads)
             floor = rows["floor", n]
             print(f"{n:>8} {method:>8} {row['fwd_s']:>8.3f} {row['total_s']:>10.3f} {row['peak_mib']:>9.0f} "
-                  f"{row['total_s'] / floor['total_s']:>8.2f} {row['peak_mib'] / max(floor['peak_mib'], 1):>12.2f}",
-                  flush=True)
+                  f"{row['total_s'] / floor['total_s']:>8.2f} {row['peak_mib'] / max(floor['peak_mib'], 1):>12.2f} "
+                  f"{attention_flops(method, n) / row['total_s'] / 1e12:>8.3f}", flush=True)
     for method in ("floor", "dilated", "dense"):
         ns = [n for n in args.lengths if (method, n) in rows and n >= 8192]
         if len(ns) >= 2:
