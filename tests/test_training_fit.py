@@ -99,3 +99,16 @@ def test_masked_lm_fits_and_reports_masked_token_bits(tmp_path: Path, capsys: py
     out = capsys.readouterr().out
     assert "masked tokens (bidirectional model" in out and FINAL.search(out)
     assert not load_pretrained(tmp_path / "model").causal
+
+
+@pytest.mark.slow
+def test_resuming_in_the_middle_of_an_epoch_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
+    """Four batches an epoch, interrupted two batches into the second: the resumed run trains on its last two next."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = ["--report.enabled", "false", "--data.samples_per_epoch", "16"]
+    assert main(tiny_fit_args(straight, steps=10) + args) == 0
+    assert main(tiny_fit_args(resumed, steps=6) + args) == 0
+    assert main(tiny_fit_args(resumed, steps=10) + args + ["--ckpt_path", "last"]) == 0
+    a, b = final_weights(straight / "checkpoints" / "last.ckpt"), final_weights(resumed / "checkpoints" / "last.ckpt")
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=name)

@@ -154,13 +154,18 @@ class GenomeDataModule(L.LightningDataModule):
         if train and samples is None and self.sampling == "random":
             samples = max(1, len(dataset) // self.context_length)
         sampler = WindowSampler(dataset, samples, shuffle=train, seed=dataset.seed, num_replicas=dp_size, rank=dp_rank)
-        return DataLoader(
+        loader = ResumableDataLoader if train else DataLoader
+        return loader(
             dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
             collate_fn=collate_windows, drop_last=train, persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train")
+        loader = self.dataloader("train")
+        if self.trainer is not None:   # count what the loop finished, not what the prefetcher has fetched
+            progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
+            loader.trained_batches = lambda: progress.processed
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self.dataloader("val")
@@ -181,6 +186,24 @@ class GenomeDataModule(L.LightningDataModule):
         if world % self.sp_size:
             raise ConfigError(f"world size {world} is not a multiple of sequence_parallel_size {self.sp_size}")
         return rank // self.sp_size, world // self.sp_size, rank % self.sp_size
+
+
+class ResumableDataLoader(DataLoader):
+    """The training loader, resumable mid-epoch: Lightning stores ``state_dict()`` in its checkpoints and calls
+    ``load_state_dict()`` before the interrupted epoch resumes; the sampler then skips the windows of the batches
+    already trained on, so the resumed run sees exactly what an uninterrupted one would."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.trained_batches = lambda: 0  # set by GenomeDataModule: batches of this epoch the loop has finished
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "batches": int(self.trained_batches())}
+
+    def load_state_dict(self, state: dict) -> None:
+        # the sampler applies it when its epoch's keys are drawn (after Lightning has set the epoch)
+        if state["batches"] < len(self):
+            self.sampler.resume_at = (state["epoch"], state["batches"] * self.batch_size)
 
 
 def _tokenizer(name: str, kmer_size: int, stride: int | None) -> KmerTokenizer:

@@ -163,6 +163,7 @@ class WindowSampler(DistributedSampler):
         self.dataset, self.shuffle, self.seed = dataset, shuffle, seed
         self.num_replicas, self.rank, self.epoch, self.drop_last = num_replicas, rank, 0, False
         self.tiled = dataset.tiles is not None
+        self.resume_at: tuple[int, int] | None = None  # (epoch, keys already trained on) when resuming mid-epoch
         self.epoch_size = samples_per_epoch or len(dataset)
         self.num_samples = math.ceil(self.epoch_size / num_replicas)
         self.total_size = self.num_samples * num_replicas
@@ -176,7 +177,11 @@ class WindowSampler(DistributedSampler):
         return self.epoch * tiles + order[np.arange(self.total_size) % self.epoch_size % tiles]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.epoch_keys()[self.rank :: self.num_replicas].tolist())
+        skip = 0
+        if self.resume_at is not None and self.resume_at[0] == self.epoch:
+            skip = self.resume_at[1]
+        self.resume_at = None
+        return iter(self.epoch_keys()[self.rank :: self.num_replicas][skip:].tolist())
 
     def __len__(self) -> int:
         return self.num_samples
