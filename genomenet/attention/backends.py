@@ -127,7 +127,7 @@ class Chunked:
 
     def _scores(self, q: Tensor, k: Tensor, start: int, causal: bool, mask: Tensor | None) -> Tensor:
         stop = min(start + self.chunk, q.shape[-2])
-        dtype = _compute_dtype(q.dtype)
+        dtype = compute_dtype(q.dtype)
         scores = (q[..., start:stop, :].to(dtype) @ k.to(dtype).transpose(-1, -2)) * (q.shape[-1] ** -0.5)
         if mask is not None:
             scores = scores + (mask if mask.shape[-2] == 1 else mask[..., start:stop, :]).to(dtype)
@@ -148,7 +148,7 @@ class Chunked:
 
     def backward(self, grad_out, q, k, v, out, lse, causal, mask):
         dq = torch.empty_like(q)
-        dk = torch.zeros_like(k, dtype=_compute_dtype(q.dtype))
+        dk = torch.zeros_like(k, dtype=compute_dtype(q.dtype))
         dv = torch.zeros_like(dk)
         scale = q.shape[-1] ** -0.5
         for start in range(0, q.shape[-2], self.chunk):
@@ -242,7 +242,8 @@ def last_backend() -> str | None:
     return _last_used[0] if _last_used else None
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Where scores and log-sum-exps live: float64 for float64 inputs, else float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 

@@ -53,7 +53,7 @@ def dilated_attention(
 def plan_branches(seq_len: int, segment_lengths: Sequence[int], dilation_rates: Sequence[int], num_heads: int):
     """Branches in the order they run: plain (r = 1, unpadded) first, so the first result needs no merge."""
     branches = [Branch.build(seq_len, w, r, num_heads) for w, r in zip(segment_lengths, dilation_rates)]
-    return sorted(branches, key=lambda b: (b.dilation != 1 or b.ragged, b.dilation, b.segment))
+    return sorted(branches, key=Branch.run_order)
 
 
 def _any_masked(branches: list[Branch], causal: bool) -> bool:

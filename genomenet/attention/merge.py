@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from genomenet.attention import sparsify
-from genomenet.attention.backends import AttentionBackend
+from genomenet.attention.backends import AttentionBackend, compute_dtype
 from genomenet.attention.sparsify import Branch
 
 
@@ -74,13 +74,18 @@ def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_m
             lse = lse_b.transpose(1, 2).reshape(b, n, h).contiguous()
             continue
         if out is None:
-            out = torch.zeros_like(q)
-            lse = torch.full(q.shape[:3], -math.inf, dtype=lse_b.dtype, device=q.device)
+            out, lse = _empty_result(q)
         out_p, lse_p = sparsify.pad(out, branch), sparsify.pad(lse, branch, value=-math.inf)
         merge_into(out_p, lse_p, out_b, lse_b, branch)
         if branch.ragged:
             out, lse = sparsify.unpad(out_p, branch), sparsify.unpad(lse_p, branch)
-    return out, lse
+    return (out, lse) if out is not None else _empty_result(q)
+
+
+def _empty_result(q: Tensor) -> tuple[Tensor, Tensor]:
+    """What no branch has reached yet: output 0, log-sum-exp -inf."""
+    lse = torch.full(q.shape[:3], -math.inf, dtype=compute_dtype(q.dtype), device=q.device)
+    return torch.zeros_like(q), lse
 
 
 def dilated_backward(grad_out, q, k, v, out, lse, branches, causal, key_padding_mask, backend):
@@ -107,7 +112,7 @@ def dilated_backward(grad_out, q, k, v, out, lse, branches, causal, key_padding_
             add_into(acc, block_grad, branch)
         unpadded = [sparsify.unpad(p, branch) for p in padded]
         grads = unpadded if grads is None else [g.add_(u) for g, u in zip(grads, unpadded)]
-    return tuple(grads)
+    return tuple(grads) if grads is not None else tuple(torch.zeros_like(x) for x in (q, k, v))
 
 
 def _backward_blocks(x: Tensor, name: str, branch: Branch, workspace: sparsify.Workspace) -> Tensor:

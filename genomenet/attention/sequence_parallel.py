@@ -212,10 +212,6 @@ class SequenceParallelDilatedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, local_branches, long_branches, causal, backend, groups):
         out, lse = dilated_forward(q, k, v, local_branches, causal, None, backend)
-        if out is None:
-            out = torch.zeros_like(q)
-            lse = torch.full(q.shape[:3], -math.inf, dtype=torch.float64 if q.dtype == torch.float64
-                             else torch.float32, device=q.device)
         gathered = []
         for branch, group in zip(long_branches, groups):
             rows = RowIndex(branch, q.device)
@@ -234,8 +230,7 @@ class SequenceParallelDilatedAttention(torch.autograd.Function):
         q, k, v, out, lse, *gathered = ctx.saved_tensors
         local_branches, long_branches, causal, backend, groups = ctx.setup
         grad_out = grad_out.contiguous()
-        grads = dilated_backward(grad_out, q, k, v, out, lse, local_branches, causal, None, backend)
-        dq, dk, dv = grads if local_branches else (torch.zeros_like(x) for x in (q, k, v))
+        dq, dk, dv = dilated_backward(grad_out, q, k, v, out, lse, local_branches, causal, None, backend)
         lse = lse.masked_fill(lse == -math.inf, math.inf)   # rows without keys: probabilities 0, not inf * 0
         for i, (branch, group) in enumerate(zip(long_branches, groups)):
             k_all, v_all = gathered[2 * i], gathered[2 * i + 1]
@@ -272,8 +267,7 @@ def split_branches(chunk: int, world: int, rank: int, segment_lengths: Sequence[
         else:
             raise ValueError(f"segment length {w} cannot be split over {world} ranks of {chunk} positions each: "
                              f"it must divide the local length {chunk} or be a multiple of it")
-    local.sort(key=lambda b: (b.dilation != 1, b.dilation, b.segment))
-    return local, long
+    return sorted(local, key=Branch.run_order), long
 
 
 def sequence_parallel_dilated_attention(q, k, v, segment_lengths, dilation_rates, causal, group, key_padding_mask,

@@ -55,6 +55,10 @@ class Branch:
     def ragged(self) -> bool:
         return self.seq_len % self.segment != 0 or self.segment % self.dilation != 0
 
+    def run_order(self) -> tuple[bool, int, int]:
+        """Sort key: a plain branch (r = 1, unpadded) first, so its result becomes the running one without a merge."""
+        return (self.dilation != 1 or self.ragged, self.dilation, self.segment)
+
 
 def pad(x: Tensor, branch: Branch, value: float = 0.0) -> Tensor:
     """``(b, n, ...) -> (b, padded_len, ...)``: each segment padded at its end to ``kept * r`` positions."""
