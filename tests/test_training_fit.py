@@ -58,11 +58,24 @@ def test_fit_ends_with_held_out_bits_and_the_exported_model(tmp_path: Path) -> N
     model = load_pretrained(match[3])
     assert model.cfg.n_layers == 1 and model.causal
     assert (tmp_path / "model" / "long_context.png").stat().st_size > 0
+    assert "far copy (>1,024 back)" in proc.stdout  # the long-context table says where context pays
+    assert re.search(r"32 bases of context instead of 8: [+-]\d\.\d{4} bits per base saved", proc.stdout)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     metrics = next((tmp_path / "runs").rglob("metrics.csv")).read_text()
     for name in ("train/loss", "train/bits_per_base", "train/perplexity", "val/bits_per_base"):
         assert name in metrics
     assert list((tmp_path / "runs").rglob("events.out.tfevents.*")), "no TensorBoard log"
+
+
+@pytest.mark.slow
+def test_validate_from_a_checkpoint_prints_the_held_out_report_without_exporting(tmp_path: Path, capsys) -> None:
+    args = tiny_fit_args(tmp_path, steps=2)
+    assert main(args + ["--report.enabled", "false"]) == 0
+    capsys.readouterr()
+    assert main(["validate", *args[1:], "--ckpt_path", "last"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"held-out bits per base: \d\.\d{3} \(Markov baseline: \d\.\d{3}\)\n", out), out[-1000:]
+    assert "model:" not in out and not (tmp_path / "model" / "model.safetensors").exists()
 
 
 def final_weights(checkpoint: Path) -> dict[str, torch.Tensor]:

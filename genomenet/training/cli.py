@@ -84,6 +84,16 @@ class GenomeCLI(LightningCLI):
         return trainer
 
     def after_fit(self) -> None:
+        self.report(export=True)
+
+    def after_validate(self) -> None:
+        self.report(export=False)
+
+    def after_test(self) -> None:
+        self.report(export=False)
+
+    def report(self, export: bool) -> None:
+        """The held-out report (`report` section): after fit with the export; after validate / test without."""
         cfg = self.config_init[self.subcommand]["report"]
         cfg = cfg if isinstance(cfg, ReportConfig) else ReportConfig(**vars(cfg))
         if not cfg.enabled or self.trainer.interrupted or not self.trainer.is_global_zero:
@@ -95,7 +105,7 @@ class GenomeCLI(LightningCLI):
         ckpt = self.trainer.checkpoint_callback
         root = Path(ckpt.dirpath).parent if ckpt and ckpt.dirpath else Path(self.trainer.default_root_dir)
         default_dir = root / "model"
-        result = run_report(self.model, self.datamodule, cfg, default_dir)
+        result = run_report(self.model, self.datamodule, cfg, default_dir, export=export)
         print(final_lines(result), flush=True)
 
 

@@ -37,6 +37,31 @@ def context_lengths_for(n_tokens: int, score_tokens: int, requested: Sequence[in
 
 
 @torch.no_grad()
+def target_nll(model: LongNet, windows: Tensor, n_id: int, batch_size: int = 16) -> np.ndarray:
+    """(w, n) float64: NLL in nats of token j given tokens < j of its window; NaN where j is not scored (the first
+    token, N, padding, specials)."""
+    model.eval()
+    rows = []
+    for batch in windows.long().split(batch_size):
+        targets = causal_targets(batch, batch < n_id)  # position t predicts token t+1
+        nll = token_nll(model(batch), targets).double()
+        nll[targets == IGNORE] = float("nan")
+        rows.append(torch.cat([torch.full_like(nll[:, :1], float("nan")), nll[:, :-1]], dim=1))
+    return torch.cat(rows).numpy()
+
+
+def context_scores(
+    model: LongNet, windows: Tensor, n_id: int, contexts: Sequence[int], score_tokens: int, batch_size: int = 16
+) -> dict[int, np.ndarray]:
+    """Per-token NLL (w, score_tokens) of the last `score_tokens` tokens of each window given `c` tokens of context
+    before them, for each c in contexts that fits: the same targets every time, only the visible past changes."""
+    n = windows.shape[1]
+    return {
+        c: target_nll(model, windows[:, n - score_tokens - c :], n_id, batch_size)[:, c:]  # (w, score_tokens)
+        for c in context_lengths_for(n, score_tokens, contexts)
+    }
+
+
 def context_curve(
     model: LongNet,
     windows: Tensor,
@@ -46,15 +71,9 @@ def context_curve(
     bases_per_token: int = 1,
     batch_size: int = 16,
 ) -> dict[int, float]:
-    """Bits per base on the last `score_tokens` tokens of each window, given `c` tokens of context before them,
-    for each c in contexts: the same targets every time, only the visible past changes."""
-    n = windows.shape[1]
-    curve = {}
-    for c in context_lengths_for(n, score_tokens, contexts):
-        sliced = windows[:, n - score_tokens - c :]  # (w, c + score_tokens)
-        nll, count = window_nll(model, sliced, n_id, first=c, batch_size=batch_size)
-        curve[c] = nll / (max(count, 1) * bases_per_token * math.log(2))
-    return curve
+    """Bits per base on the last `score_tokens` tokens of each window by preceding context (`context_scores`)."""
+    scores = context_scores(model, windows, n_id, contexts, score_tokens, batch_size)
+    return {c: float(np.nanmean(nll) / (bases_per_token * math.log(2))) for c, nll in scores.items()}
 
 
 def context_table(curve: dict[int, float], bases_per_token: int = 1) -> str:
@@ -64,29 +83,38 @@ def context_table(curve: dict[int, float], bases_per_token: int = 1) -> str:
     return "\n".join(lines)
 
 
-def save_context_plot(curve: dict[int, float], path: str | Path, baseline: float | None = None) -> Path:
-    """Line plot of bits per base over preceding context (log scale), with the Markov baseline as a line."""
+def save_context_plot(
+    curve: dict[int, float],
+    path: str | Path,
+    baseline: float | None = None,
+    by_kind: dict[str, dict[int, float]] | None = None,
+) -> Path:
+    """Line plot of bits per base over preceding context (log scale), one line per kind of target beside the
+    overall one, with the Markov baseline as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(list(curve), list(curve.values()), marker="o", label="model")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(list(curve), list(curve.values()), marker="o", label="model, all targets")
+    for name, kind_curve in (by_kind or {}).items():
+        ax.plot(list(kind_curve), list(kind_curve.values()), marker=".", linestyle=":", label=f"model, {name}")
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", label="Markov baseline (all held-out tokens)")
     ax.set_xscale("log", base=2)
     ax.set(xlabel="preceding context (tokens)", ylabel="held-out bits per base", title="Long-context evaluation")
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
 
 
-def stack_windows(batches: Sequence[dict], max_windows: int | None = None) -> Tensor:
-    """The `input_ids` of evaluation batches as one (w, n) tensor, the first max_windows of them."""
-    windows = torch.cat([b["input_ids"] for b in batches]).long()
+def stack_windows(batches: Sequence[dict], max_windows: int | None = None, key: str = "input_ids") -> Tensor:
+    """`key` (default the token ids) of evaluation batches as one (w, n) tensor, the first max_windows of them."""
+    windows = torch.cat([b[key] for b in batches])
+    windows = windows.long() if key == "input_ids" else windows
     return windows[:max_windows] if max_windows else windows
 
 

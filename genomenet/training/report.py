@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from genomenet.baselines.markov import fit_markov
+from genomenet.training.context_gain import TargetKinds, bits_per_base, breakdown_table, paired_gain
 from genomenet.training.evaluation import (
-    context_curve,
-    context_table,
+    context_scores,
     markov_alphabet,
     save_context_plot,
     stack_windows,
@@ -41,6 +41,11 @@ class ReportConfig:
     skip. Lengths that do not fit in a window are left out."""
     score_tokens: int = 128
     """Long-context evaluation: tokens at the end of each window that are scored."""
+    reference_context: int = 1024
+    """Long-context evaluation: the gain of the longest context is measured against this one (tokens), and a
+    target counts as a `far copy` when the latest earlier copy of the tokens before it lies further back."""
+    repeat_match: int = 20
+    """Long-context evaluation: tokens before a target that must recur, exactly, for it to count as a copy."""
 
 
 @dataclass
@@ -51,8 +56,11 @@ class HeldOut:
     markov_bits_per_base: float
     markov_order: int
     windows: int
-    model_dir: Path
+    model_dir: Path | None
+    """The exported model; None when the report was made without exporting (validate, test)."""
     curve: dict[int, float]
+    gain: tuple[int, int, float, float] | None = None
+    """(short context, long context, bits per base saved by the long one, two standard errors)."""
 
 
 def held_out_split(datamodule) -> str:
@@ -67,12 +75,14 @@ def training_tokens(datamodule) -> list[np.ndarray]:
     return [np.asarray(tok.encode_packed(genome.window(r.chrom, r.start, r.end))) for r in datamodule.regions["train"]]
 
 
-def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path) -> HeldOut:
-    """Score the held-out windows with the trained model and the Markov baseline; export the model."""
+def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path, export: bool = True) -> HeldOut:
+    """Score the held-out windows with the trained model and the Markov baseline; export the model (if `export`)."""
     t0 = time.perf_counter()
     model, tok, k = module.model.cpu().float().eval(), datamodule.tokenizer, module.bases_per_token
     split = held_out_split(datamodule)
-    windows = stack_windows(list(datamodule.dataloader(split)), cfg.max_windows)  # (w, n)
+    batches = list(datamodule.dataloader(split))
+    windows = stack_windows(batches, cfg.max_windows)  # (w, n)
+    soft_mask = stack_windows(batches, cfg.max_windows, key="soft_mask") if "soft_mask" in batches[0] else None
     nll, count = window_nll(model, windows, tok.n_id) if model.causal else masked_nll(module, windows)
     bits = nll / (count * k * math.log(2))
     what = "tokens" if model.causal else "masked tokens (bidirectional model: not comparable to a causal one)"
@@ -83,12 +93,13 @@ def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path) -> Held
     m_bpb = m_bits / (m_count * k)
     print(f"Markov baseline: order {markov.order} (chosen on the tail of the training data), add-{cfg.markov_alpha}")
     out_dir = Path(cfg.export_dir) if cfg.export_dir else default_dir
-    curve = long_context(model, windows, tok.n_id, cfg, k, out_dir, m_bpb)
-    from genomenet.model.pretrained import export_model
+    curve, gain = long_context(model, windows, soft_mask, tok.n_id, cfg, k, out_dir, m_bpb)
+    if export:
+        from genomenet.model.pretrained import export_model
 
-    export_model(model, module.info, out_dir)
-    print(f"evaluation and export took {time.perf_counter() - t0:.1f}s")
-    return HeldOut(bits, m_bpb, markov.order, len(windows), out_dir, curve)
+        export_model(model, module.info, out_dir)
+    print(f"evaluation{' and export' if export else ''} took {time.perf_counter() - t0:.1f}s")
+    return HeldOut(bits, m_bpb, markov.order, len(windows), out_dir if export else None, curve, gain)
 
 
 @torch.no_grad()
@@ -101,18 +112,32 @@ def masked_nll(module, windows: torch.Tensor, batch_size: int = 16) -> tuple[flo
     return total, count
 
 
-def long_context(model, windows, n_id: int, cfg: ReportConfig, k: int, out_dir: Path, baseline: float) -> dict:
-    """Bits per base over preceding context: table on stdout, PNG beside the exported model."""
+def long_context(
+    model, windows, soft_mask, n_id: int, cfg: ReportConfig, k: int, out_dir: Path, baseline: float
+) -> tuple[dict[int, float], tuple[int, int, float, float] | None]:
+    """Bits per base over preceding context, overall and by kind of target (where long context pays): tables on
+    stdout, PNG beside the exported model; and the gain of the longest context over the reference one."""
     if not cfg.context_lengths or not model.causal:
-        return {}
-    with torch.no_grad():
-        curve = context_curve(model, windows, n_id, cfg.context_lengths, cfg.score_tokens, k)
-    if curve:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        plot = save_context_plot(curve, out_dir / "long_context.png", baseline)
-        print(f"held-out bits per base of the last {cfg.score_tokens} tokens by preceding context ({plot}):")
-        print(context_table(curve, k))
-    return curve
+        return {}, None
+    scores = context_scores(model, windows, n_id, cfg.context_lengths, cfg.score_tokens)
+    if not scores:
+        return {}, None
+    kinds = TargetKinds.of(windows, soft_mask, n_id, cfg.score_tokens, cfg.reference_context, cfg.repeat_match)
+    curve = {c: bits_per_base(nll, None, k) for c, nll in scores.items()}
+    by_kind = {name: {c: bits_per_base(nll, m, k) for c, nll in scores.items()} for name, m in kinds.masks.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot = save_context_plot(curve, out_dir / "long_context.png", baseline, by_kind)
+    print(f"held-out bits per base of the last {cfg.score_tokens} tokens of {len(windows)} windows by preceding "
+          f"context, overall and by kind of target (tokens counted in brackets; {plot}):")
+    print(breakdown_table(scores, kinds, k))
+    short = cfg.reference_context if cfg.reference_context in scores else min(scores)
+    long = max(scores)
+    if long == short:
+        return curve, None
+    saved, two_se = paired_gain(scores[short], scores[long], k)
+    print(f"{long * k:,} bases of context instead of {short * k:,}: {saved:+.4f} bits per base saved "
+          f"(+- {two_se:.4f}, two standard errors over windows)")
+    return curve, (short, long, saved, two_se)
 
 
 def max_markov_order(alphabet_size: int, requested: int) -> int:
@@ -121,8 +146,6 @@ def max_markov_order(alphabet_size: int, requested: int) -> int:
 
 
 def final_lines(result: HeldOut) -> str:
-    """The two lines `genomenet fit` ends with (a contract: scripts read them)."""
-    return (
-        f"held-out bits per base: {result.bits_per_base:.3f} (Markov baseline: {result.markov_bits_per_base:.3f})\n"
-        f"model: {result.model_dir}"
-    )
+    """The two lines `genomenet fit` ends with (a contract: scripts read them); the first alone without export."""
+    line = f"held-out bits per base: {result.bits_per_base:.3f} (Markov baseline: {result.markov_bits_per_base:.3f})"
+    return line if result.model_dir is None else f"{line}\nmodel: {result.model_dir}"

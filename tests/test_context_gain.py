@@ -1,0 +1,71 @@
+"""Where long context pays: copies found exactly as a brute-force search finds them, kinds of target, paired gains."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from genomenet.training.context_gain import NO_COPY, TargetKinds, bits_per_base, breakdown_table, paired_gain, repeat_distance
+
+
+def brute_force_distance(row: list[int], n_id: int, match: int) -> list[int]:
+    """For each t: (t - 1) - end of the latest earlier run equal to row[t - match : t], searched one by one."""
+    out = []
+    for t in range(len(row)):
+        run = row[t - match : t] if t >= match else None
+        found = NO_COPY
+        if run is not None and all(x < n_id for x in run):
+            for end in range(t - 2, match - 2, -1):
+                if row[end - match + 1 : end + 1] == run:
+                    found = (t - 1) - end
+                    break
+        out.append(found)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_repeat_distance_matches_a_brute_force_search(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    windows = rng.integers(0, 2, size=(3, 80))  # a two-letter alphabet: many short repeats
+    windows[1, 30:36] = 4  # N never counts as part of a copy
+    windows[2, 50:58] = windows[2, 5:13]  # a planted copy
+    got = repeat_distance(torch.from_numpy(windows), n_id=4, match=5)
+    for row, got_row in zip(windows.tolist(), got):
+        assert got_row.tolist() == brute_force_distance(row, 4, 5)
+
+
+def test_a_copy_far_back_is_a_far_copy_and_a_near_one_is_not() -> None:
+    rng = np.random.default_rng(0)
+    window = rng.integers(0, 4, size=300)
+    window[250:270] = window[20:40]  # 230 tokens back
+    window[120:140] = window[100:120]  # 20 tokens back
+    windows = torch.from_numpy(window[None])
+    soft = torch.zeros_like(windows, dtype=torch.bool)
+    soft[0, 200:] = True
+    kinds = TargetKinds.of(windows, soft, n_id=4, score_tokens=200, near=100, match=8)
+    far = kinds.masks["far copy (>100 back)"]
+    assert far[0, 258 - 100 : 270 - 100].all()  # targets 258..269 follow 8 copied tokens
+    assert not far[0, 128 - 100 : 140 - 100].any()
+    assert kinds.masks["soft-masked"][0].tolist() == [False] * 100 + [True] * 100
+    assert (kinds.masks["unmasked"] == ~kinds.masks["soft-masked"]).all()
+
+
+def test_paired_gain_is_the_mean_difference_with_two_standard_errors_over_windows() -> None:
+    short = np.log(2) * np.array([[2.0, 2.0, np.nan], [1.0, 3.0, 2.0]])
+    long = np.log(2) * np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 2.0]])
+    gain, two_se = paired_gain(short, long)
+    assert gain == pytest.approx((1 + 1 + 0 + 1 + 0) / 5)
+    per_window = np.array([1.0, 1 / 3])
+    assert two_se == pytest.approx(2 * per_window.std(ddof=1) / math.sqrt(2))
+
+
+def test_breakdown_table_has_a_row_per_context_and_a_column_per_kind() -> None:
+    scores = {16: np.full((2, 4), np.log(2) * 2.0), 256: np.full((2, 4), np.log(2) * 1.5)}
+    kinds = TargetKinds({"soft-masked": np.array([[True, False, False, False]] * 2)})
+    table = breakdown_table(scores, kinds, bases_per_token=1).splitlines()
+    assert "all (8)" in table[0] and "soft-masked (2)" in table[0]
+    assert table[2].split()[:3] == ["256", "1.5000", "1.5000"]
+    assert bits_per_base(scores[16], None, bases_per_token=2) == pytest.approx(1.0)
