@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from genomenet.training.context_gain import NO_COPY, TargetKinds, bits_per_base, breakdown_table, paired_gain, repeat_distance
+from genomenet.training.context_gain import (
+    NO_COPY,
+    TargetKinds,
+    bits_per_base,
+    breakdown_table,
+    paired_gain,
+    repeat_distance,
+)
 
 
 def brute_force_distance(row: list[int], n_id: int, match: int) -> list[int]:
