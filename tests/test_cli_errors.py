@@ -33,6 +33,7 @@ def one_error_line(capfd: pytest.CaptureFixture, argv: list[str]) -> str:
         (["--model.backbone.attention", "sparse"], "attention"),
         (["--data.sequence_parallel_size", "2"], "sequence_parallel_size"),
         (["--model.backbone.vocab_size", "12"], "vocab_size"),
+        (["--trainer.enable_checkpointing", "false"], "enable_checkpointing"),  # Lightning's own misconfiguration
     ],
 )
 def test_bad_fit_config_values_fail_before_training_with_one_line(

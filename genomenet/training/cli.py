@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -151,15 +152,18 @@ def run_lightning_cli(argv: list[str]) -> int:
     """`genomenet fit | validate | test | predict ...`; returns the exit code."""
     quiet_known_warnings()
     try:
-        GenomeCLI(
-            GenomeLM,
-            GenomeDataModule,
-            args=argv,
-            parser_class=OneLineErrorParser,
-            trainer_defaults=TRAINER_DEFAULTS,
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"prog": "genomenet"},
-        )
+        try:
+            GenomeCLI(
+                GenomeLM,
+                GenomeDataModule,
+                args=argv,
+                parser_class=OneLineErrorParser,
+                trainer_defaults=TRAINER_DEFAULTS,
+                save_config_kwargs={"overwrite": True},
+                parser_kwargs={"prog": "genomenet"},
+            )
+        except MisconfigurationException as err:  # Lightning's word for a trainer setting that cannot work
+            raise ConfigError(" ".join(str(err).split())) from err
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
     return 0
