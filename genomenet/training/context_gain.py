@@ -91,8 +91,8 @@ def breakdown_table(scores: dict[int, np.ndarray], kinds: TargetKinds, bases_per
     widths = [max(len(h), 8) for h in head]
     lines = ["  ".join(h.rjust(wd) for h, wd in zip(head, widths))]
     for c, nll in scores.items():
-        cells = [f"{c * bases_per_token:,}", f"{bits_per_base(nll, None, bases_per_token):.4f}"]
-        cells += [f"{bits_per_base(nll, m, bases_per_token):.4f}" for m in kinds.masks.values()]
+        values = [bits_per_base(nll, m, bases_per_token) for m in (None, *kinds.masks.values())]
+        cells = [f"{c * bases_per_token:,}", *("-" if math.isnan(v) else f"{v:.4f}" for v in values)]
         lines.append("  ".join(x.rjust(wd) for x, wd in zip(cells, widths)))
     return "\n".join(lines)
 

@@ -42,8 +42,9 @@ class ReportConfig:
     score_tokens: int = 128
     """Long-context evaluation: tokens at the end of each window that are scored."""
     reference_context: int = 1024
-    """Long-context evaluation: the gain of the longest context is measured against this one (tokens), and a
-    target counts as a `far copy` when the latest earlier copy of the tokens before it lies further back."""
+    """Long-context evaluation: the gain of the longest context is measured against this one (tokens; the shortest
+    of `context_lengths` if it is not one of them), and a target counts as a `far copy` when the latest earlier copy
+    of the tokens before it lies further back."""
     repeat_match: int = 20
     """Long-context evaluation: tokens before a target that must recur, exactly, for it to count as a copy."""
 
@@ -122,7 +123,8 @@ def long_context(
     scores = context_scores(model, windows, n_id, cfg.context_lengths, cfg.score_tokens)
     if not scores:
         return {}, None
-    kinds = TargetKinds.of(windows, soft_mask, n_id, cfg.score_tokens, cfg.reference_context, cfg.repeat_match)
+    short = cfg.reference_context if cfg.reference_context in scores else min(scores)
+    kinds = TargetKinds.of(windows, soft_mask, n_id, cfg.score_tokens, short, cfg.repeat_match)
     curve = {c: bits_per_base(nll, None, k) for c, nll in scores.items()}
     by_kind = {name: {c: bits_per_base(nll, m, k) for c, nll in scores.items()} for name, m in kinds.masks.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +132,6 @@ def long_context(
     print(f"held-out bits per base of the last {cfg.score_tokens} tokens of {len(windows)} windows by preceding "
           f"context, overall and by kind of target (tokens counted in brackets; {plot}):")
     print(breakdown_table(scores, kinds, k))
-    short = cfg.reference_context if cfg.reference_context in scores else min(scores)
     long = max(scores)
     if long == short:
         return curve, None
