@@ -13,17 +13,26 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from genomenet.model.longnet import LongNet
 from genomenet.model.objectives import IGNORE, causal_targets, token_nll
 
 
+def batches(windows: Tensor, batch_size: int, desc: str | None = None):
+    """The windows in batches of token ids; with `desc`, behind a progress bar on stderr (evaluation is long)."""
+    chunks = windows.long().split(batch_size)
+    return tqdm(chunks, desc=desc, unit="batch", leave=False, disable=desc is None)
+
+
 @torch.no_grad()
-def window_nll(model: LongNet, windows: Tensor, n_id: int, first: int = 1, batch_size: int = 16) -> tuple[float, int]:
+def window_nll(
+    model: LongNet, windows: Tensor, n_id: int, first: int = 1, batch_size: int = 16, desc: str | None = None
+) -> tuple[float, int]:
     """(sum of NLL in nats, scored tokens) over windows (w, n) for targets at positions >= first."""
     model.eval()
     total, count = 0.0, 0
-    for batch in windows.long().split(batch_size):
+    for batch in batches(windows, batch_size, desc):
         targets = causal_targets(batch, batch < n_id)  # position t predicts token t+1
         targets[:, : first - 1] = IGNORE
         nll = token_nll(model(batch), targets)
@@ -37,12 +46,14 @@ def context_lengths_for(n_tokens: int, score_tokens: int, requested: Sequence[in
 
 
 @torch.no_grad()
-def target_nll(model: LongNet, windows: Tensor, n_id: int, batch_size: int = 16) -> np.ndarray:
+def target_nll(
+    model: LongNet, windows: Tensor, n_id: int, batch_size: int = 16, desc: str | None = None
+) -> np.ndarray:
     """(w, n) float64: NLL in nats of token j given tokens < j of its window; NaN where j is not scored (the first
     token, N, padding, specials)."""
     model.eval()
     rows = []
-    for batch in windows.long().split(batch_size):
+    for batch in batches(windows, batch_size, desc):
         targets = causal_targets(batch, batch < n_id)  # position t predicts token t+1
         nll = token_nll(model(batch), targets).double()
         nll[targets == IGNORE] = float("nan")
@@ -51,15 +62,21 @@ def target_nll(model: LongNet, windows: Tensor, n_id: int, batch_size: int = 16)
 
 
 def context_scores(
-    model: LongNet, windows: Tensor, n_id: int, contexts: Sequence[int], score_tokens: int, batch_size: int = 16
+    model: LongNet,
+    windows: Tensor,
+    n_id: int,
+    contexts: Sequence[int],
+    score_tokens: int,
+    batch_size: int = 16,
+    progress: bool = False,
 ) -> dict[int, np.ndarray]:
     """Per-token NLL (w, score_tokens) of the last `score_tokens` tokens of each window given `c` tokens of context
     before them, for each c in contexts that fits: the same targets every time, only the visible past changes."""
-    n = windows.shape[1]
-    return {
-        c: target_nll(model, windows[:, n - score_tokens - c :], n_id, batch_size)[:, c:]  # (w, score_tokens)
-        for c in context_lengths_for(n, score_tokens, contexts)
-    }
+    n, scores = windows.shape[1], {}
+    for c in context_lengths_for(n, score_tokens, contexts):
+        desc = f"scoring with {c:,} tokens of context" if progress else None
+        scores[c] = target_nll(model, windows[:, n - score_tokens - c :], n_id, batch_size, desc)[:, c:]  # (w, s)
+    return scores
 
 
 def context_curve(

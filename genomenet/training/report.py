@@ -14,6 +14,7 @@ import torch
 from genomenet.baselines.markov import fit_markov
 from genomenet.training.context_gain import TargetKinds, bits_per_base, breakdown_table, paired_gain
 from genomenet.training.evaluation import (
+    batches,
     context_scores,
     markov_alphabet,
     save_context_plot,
@@ -84,7 +85,8 @@ def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path, export:
     batches = list(datamodule.dataloader(split))
     windows = stack_windows(batches, cfg.max_windows)  # (w, n)
     soft_mask = stack_windows(batches, cfg.max_windows, key="soft_mask") if "soft_mask" in batches[0] else None
-    nll, count = window_nll(model, windows, tok.n_id) if model.causal else masked_nll(module, windows)
+    desc = f"scoring {len(windows):,} held-out windows"
+    nll, count = window_nll(model, windows, tok.n_id, desc=desc) if model.causal else masked_nll(module, windows, desc)
     bits = nll / (count * k * math.log(2))
     what = "tokens" if model.causal else "masked tokens (bidirectional model: not comparable to a causal one)"
     print(f"scored {len(windows)} held-out {split} windows of {windows.shape[1]} tokens: {count:,} {what}")
@@ -104,10 +106,10 @@ def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path, export:
 
 
 @torch.no_grad()
-def masked_nll(module, windows: torch.Tensor, batch_size: int = 16) -> tuple[float, int]:
+def masked_nll(module, windows: torch.Tensor, desc: str | None = None, batch_size: int = 16) -> tuple[float, int]:
     """(NLL in nats, scored tokens) of a masked LM on its BERT-masked tokens, masks fixed by the batch index."""
     total, count = 0.0, 0
-    for i, batch in enumerate(windows.split(batch_size)):
+    for i, batch in enumerate(batches(windows, batch_size, desc)):
         nll, n = module.nll(batch, torch.Generator().manual_seed(i))
         total, count = total + float(nll), count + int(n)
     return total, count
@@ -120,7 +122,7 @@ def long_context(
     stdout, PNG beside the exported model; and the gain of the longest context over the reference one."""
     if not cfg.context_lengths or not model.causal:
         return {}, None
-    scores = context_scores(model, windows, n_id, cfg.context_lengths, cfg.score_tokens)
+    scores = context_scores(model, windows, n_id, cfg.context_lengths, cfg.score_tokens, progress=True)
     if not scores:
         return {}, None
     short = cfg.reference_context if cfg.reference_context in scores else min(scores)
