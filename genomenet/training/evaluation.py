@@ -6,7 +6,6 @@ window (it has no context), whose id is a real k-mer (not N, padding or a specia
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from genomenet.model.longnet import LongNet
 from genomenet.model.objectives import IGNORE, causal_targets, token_nll
+from genomenet.training.context_gain import bits_per_base
 
 
 def batches(windows: Tensor, batch_size: int, desc: str | None = None):
@@ -25,19 +25,12 @@ def batches(windows: Tensor, batch_size: int, desc: str | None = None):
     return tqdm(chunks, desc=desc, unit="batch", leave=False, disable=desc is None)
 
 
-@torch.no_grad()
 def window_nll(
     model: LongNet, windows: Tensor, n_id: int, first: int = 1, batch_size: int = 16, desc: str | None = None
 ) -> tuple[float, int]:
     """(sum of NLL in nats, scored tokens) over windows (w, n) for targets at positions >= first."""
-    model.eval()
-    total, count = 0.0, 0
-    for batch in batches(windows, batch_size, desc):
-        targets = causal_targets(batch, batch < n_id)  # position t predicts token t+1
-        targets[:, : first - 1] = IGNORE
-        nll = token_nll(model(batch), targets)
-        total, count = total + float(nll.sum()), count + int((targets != IGNORE).sum())
-    return total, count
+    nll = target_nll(model, windows, n_id, batch_size, desc)[:, first:]
+    return float(np.nansum(nll)), int((~np.isnan(nll)).sum())
 
 
 def context_lengths_for(n_tokens: int, score_tokens: int, requested: Sequence[int]) -> list[int]:
@@ -90,7 +83,7 @@ def context_curve(
 ) -> dict[int, float]:
     """Bits per base on the last `score_tokens` tokens of each window by preceding context (`context_scores`)."""
     scores = context_scores(model, windows, n_id, contexts, score_tokens, batch_size)
-    return {c: float(np.nanmean(nll) / (bases_per_token * math.log(2))) for c, nll in scores.items()}
+    return {c: bits_per_base(nll, None, bases_per_token) for c, nll in scores.items()}
 
 
 def context_table(curve: dict[int, float], bases_per_token: int = 1) -> str:

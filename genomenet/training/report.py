@@ -82,9 +82,9 @@ def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path, export:
     t0 = time.perf_counter()
     model, tok, k = module.model.cpu().float().eval(), datamodule.tokenizer, module.bases_per_token
     split = held_out_split(datamodule)
-    batches = list(datamodule.dataloader(split))
-    windows = stack_windows(batches, cfg.max_windows)  # (w, n)
-    soft_mask = stack_windows(batches, cfg.max_windows, key="soft_mask") if "soft_mask" in batches[0] else None
+    loaded = list(datamodule.dataloader(split))
+    windows = stack_windows(loaded, cfg.max_windows)  # (w, n)
+    soft_mask = stack_windows(loaded, cfg.max_windows, key="soft_mask") if "soft_mask" in loaded[0] else None
     desc = f"scoring {len(windows):,} held-out windows"
     nll, count = window_nll(model, windows, tok.n_id, desc=desc) if model.causal else masked_nll(module, windows, desc)
     bits = nll / (count * k * math.log(2))
