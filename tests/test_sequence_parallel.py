@@ -9,6 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from genomenet.attention import dilated_attention
+from genomenet.attention.sequence_parallel import segment_group
 
 # (sequence length, heads, segment lengths, dilation rates): local-only, segments longer than a chunk,
 # dilations that do not divide the chunk, a segment as long as the whole sequence (or longer)
@@ -73,3 +74,19 @@ def _check_unsplittable(rank: int, world: int, store: str) -> None:
 
 def test_segment_that_neither_divides_nor_spans_whole_chunks_is_refused():
     run_spawned(_check_unsplittable, 2)
+
+
+def _check_after_reinit(rank: int, world: int, store: str) -> None:
+    torch.set_num_threads(1)
+    for attempt in range(2):      # a second default group must not reuse the first one's (destroyed) segment groups
+        dist.init_process_group("gloo", init_method=f"file://{store}.{attempt}", rank=rank, world_size=world)
+        try:
+            _compare_with_single_device(rank, world, 96, 3, (12, 48), (1, 2), causal=True)
+            pair = segment_group(dist.group.WORLD, ranks_per_segment=2, first_rank=rank - rank % 2)
+            assert dist.get_process_group_ranks(pair) == [rank - rank % 2, rank - rank % 2 + 1]
+        finally:
+            dist.destroy_process_group()
+
+
+def test_sequence_parallel_attention_works_again_after_the_process_group_is_recreated():
+    run_spawned(_check_after_reinit, 4)

@@ -10,7 +10,9 @@ a reduce-scatter among the same ranks, issued by hand in the autograd function b
 
 from __future__ import annotations
 
+import atexit
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +29,8 @@ all_gather_into = getattr(dist, "all_gather_single", None) or dist.all_gather_in
 """``all_gather_into(out, x, group=...)``: ranks' ``x`` stacked along ``out``'s first dimension."""
 _reduce_scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
 _SEGMENT_GROUPS: dict[tuple[tuple[int, ...], int], object] = {}
+_SEGMENT_GROUPS_WORLD: list = [None]
+"""A weak reference to the default group the cached segment groups were created under."""
 received_bytes: list[int] = [0]
 """Bytes this rank has received through sequence-parallel collectives (read by benchmarks/sequence_parallel.py)."""
 
@@ -154,6 +158,10 @@ def attend(q_rows, k_all, v_all, calls: list[KernelCall], backend: AttentionBack
 
 def segment_group(group, ranks_per_segment: int, first_rank: int):
     """The process group of the ranks sharing a segment, created once for every sequence group of the world."""
+    world = _SEGMENT_GROUPS_WORLD[0]
+    if world is None or world() is not dist.group.WORLD:      # first call, or the default group was re-created
+        forget_segment_groups()
+        _SEGMENT_GROUPS_WORLD[0] = weakref.ref(dist.group.WORLD)
     ranks = tuple(dist.get_process_group_ranks(group))
     key = (ranks, ranks_per_segment)
     if key not in _SEGMENT_GROUPS:
@@ -162,6 +170,14 @@ def segment_group(group, ranks_per_segment: int, first_rank: int):
         else:
             _SEGMENT_GROUPS[key] = _create_segment_groups(ranks, ranks_per_segment)
     return _SEGMENT_GROUPS[key][first_rank]
+
+
+@atexit.register
+def forget_segment_groups() -> None:
+    """Drop the cached segment groups. Run at exit too: a gloo group still alive when the interpreter shuts down
+    is destroyed too late and aborts the process (``terminate called without an active exception``)."""
+    _SEGMENT_GROUPS.clear()
+    _SEGMENT_GROUPS_WORLD[0] = None
 
 
 def _create_segment_groups(ranks: tuple[int, ...], ranks_per_segment: int) -> dict[int, object]:
