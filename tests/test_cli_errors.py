@@ -33,6 +33,7 @@ def one_error_line(capfd: pytest.CaptureFixture, argv: list[str]) -> str:
         (["--model.backbone.attention", "sparse"], "attention"),
         (["--data.sequence_parallel_size", "2"], "sequence_parallel_size"),
         (["--model.backbone.vocab_size", "12"], "vocab_size"),
+        (["--model.init_weights", "no/such/model"], "no/such/model"),
         (["--trainer.enable_checkpointing", "false"], "enable_checkpointing"),  # Lightning's own misconfiguration
     ],
 )

@@ -10,6 +10,7 @@ import torch
 from genomenet.errors import ConfigError
 from genomenet.model.longnet import LongNetConfig
 from genomenet.model.objectives import ObjectiveConfig
+from genomenet.model.pretrained import export_model
 from genomenet.training.module import GenomeLM, OptimizerConfig, warmup_cosine
 
 TINY = LongNetConfig(n_layers=1, d_model=16, n_heads=2, attention="dense")
@@ -56,3 +57,34 @@ def test_learning_rate_warms_up_linearly_then_decays_to_the_floor() -> None:
     schedule = warmup_cosine(OptimizerConfig(warmup_steps=10, min_lr_ratio=0.1), total=110)
     assert schedule(0) == pytest.approx(0.1) and schedule(9) == pytest.approx(1.0)
     assert schedule(60) == pytest.approx(0.55) and schedule(110) == pytest.approx(0.1)
+
+
+def small_backbone(**changes) -> LongNetConfig:
+    shape = dict(n_layers=2, d_model=32, n_heads=4, segment_lengths=[8, 32], dilation_rates=[1, 4])
+    return LongNetConfig(**{**shape, **changes})
+
+
+def test_init_weights_starts_from_an_exported_model_even_with_other_segments(tmp_path) -> None:
+    trained = GenomeLM(small_backbone())
+    export_model(trained.model, trained.info, tmp_path / "model")
+    longer = GenomeLM(small_backbone(segment_lengths=[8, 32, 128], dilation_rates=[1, 4, 16]),
+                      init_weights=str(tmp_path / "model"))
+    for name, tensor in trained.model.state_dict().items():
+        torch.testing.assert_close(longer.model.state_dict()[name], tensor, rtol=0, atol=0)
+    assert not torch.equal(GenomeLM(small_backbone()).model.embed.weight, trained.model.embed.weight)
+
+
+@pytest.mark.parametrize(
+    ("changes", "kmer_size", "named"),
+    [({"d_model": 64}, 1, "needs"), ({"n_layers": 3}, 1, "blocks.2"), ({}, 3, "3-mer")],
+)
+def test_init_weights_that_do_not_fit_the_backbone_are_a_config_error(tmp_path, changes, kmer_size, named) -> None:
+    trained = GenomeLM(small_backbone())
+    export_model(trained.model, trained.info, tmp_path / "model")
+    with pytest.raises(ConfigError, match=named):
+        GenomeLM(small_backbone(**changes), kmer_size=kmer_size, init_weights=str(tmp_path / "model"))
+
+
+def test_init_weights_from_a_missing_path_is_a_config_error(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="init_weights.*nowhere"):
+        GenomeLM(small_backbone(), init_weights=str(tmp_path / "nowhere"))

@@ -12,7 +12,7 @@ from torch import Tensor
 from torchmetrics import SumMetric
 
 from genomenet.data.tokenizers import make_tokenizer
-from genomenet.errors import ConfigError
+from genomenet.errors import ConfigError, InputFileError
 from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.model.objectives import (
     ObjectiveConfig,
@@ -22,7 +22,7 @@ from genomenet.model.objectives import (
     nll_sum_and_count,
     perplexity,
 )
-from genomenet.model.pretrained import PretrainedInfo
+from genomenet.model.pretrained import PretrainedInfo, load_pretrained
 from genomenet.training.strategy import chunk_first_tokens, global_sum
 
 
@@ -44,6 +44,27 @@ class OptimizerConfig:
     """adamw, or plain sgd (no momentum; what the distributed tests compare, since AdamW hides gradient scale)."""
 
 
+def load_initial_weights(model: LongNet, path: str, kmer_size: int) -> None:
+    """Copy a trained backbone's weights into `model`; a one-line ConfigError when they cannot fit it."""
+    try:
+        trained = load_pretrained(path)
+    except InputFileError as err:
+        raise ConfigError(f"model init_weights: {err}") from None
+    if trained.info.kmer_size != kmer_size:
+        raise ConfigError(f"model init_weights: {path} was trained on {trained.info.kmer_size}-mer tokens, "
+                          f"this model reads {kmer_size}-mers")
+    want, have = model.state_dict(), trained.state_dict()
+    for name, tensor in want.items():
+        if name not in have or have[name].shape != tensor.shape:
+            found = tuple(have[name].shape) if name in have else "nothing"
+            raise ConfigError(f"model init_weights: {path} does not fit this backbone ({name}: needs "
+                              f"{tuple(tensor.shape)}, has {found})")
+    extra = sorted(have.keys() - want.keys())
+    if extra:
+        raise ConfigError(f"model init_weights: {path} does not fit this backbone ({extra[0]}: not in it)")
+    model.load_state_dict(have)
+
+
 class GenomeLM(L.LightningModule):
     """Pretrains a LongNet backbone on token windows; logs loss, bits per base, perplexity."""
 
@@ -54,6 +75,7 @@ class GenomeLM(L.LightningModule):
         optimizer: OptimizerConfig = OptimizerConfig(),  # noqa: B008
         kmer_size: int = 1,
         sequence_parallel_size: int = 1,
+        init_weights: str | None = None,
     ) -> None:
         """
         Args:
@@ -63,6 +85,9 @@ class GenomeLM(L.LightningModule):
             kmer_size: Bases per token; set from data.kmer_size (fixes the vocabulary and bits per base).
             sequence_parallel_size: Ranks that share one sequence (set from data.sequence_parallel_size); the CLI
                 then trains with genomenet.training.strategy.SequenceParallelStrategy.
+            init_weights: Start from these weights (an exported model directory or a training checkpoint), to
+                fine-tune or to go on at a longer context; layers, width, heads and k-mer size must match, segment
+                lengths and dilation rates may differ. `--ckpt_path` (resuming) takes precedence.
         """
         super().__init__()
         if sequence_parallel_size < 1:
@@ -74,6 +99,8 @@ class GenomeLM(L.LightningModule):
         self.info = PretrainedInfo(backbone, objective, kmer_size)
         self.optim = optimizer
         self.model = LongNet(backbone, causal=objective.kind == "causal")
+        if init_weights is not None:
+            load_initial_weights(self.model, init_weights, kmer_size)
         # the init arguments as plain data: checkpoints load with weights_only=True, and LightningCLI can re-parse them
         self.save_hyperparameters(
             {"backbone": asdict(backbone), "objective": asdict(objective), "optimizer": asdict(optimizer),
