@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from genomenet.attention import dilated_attention
 from genomenet.training.context_gain import (
     NO_COPY,
+    AttentionPattern,
     TargetKinds,
     bits_per_base,
     breakdown_table,
@@ -58,6 +60,35 @@ def test_a_copy_far_back_is_a_far_copy_and_a_near_one_is_not() -> None:
     assert not far[0, 128 - 100 : 140 - 100].any()
     assert kinds.masks["soft-masked"][0].tolist() == [False] * 100 + [True] * 100
     assert (kinds.masks["unmasked"] == ~kinds.masks["soft-masked"]).all()
+
+
+@pytest.mark.parametrize(
+    ("segments", "dilations", "heads"),
+    [((8, 24, 48), (1, 2, 4), 4), ((6, 20, 64), (1, 3, 8), 3), ((16,), (1,), 2)],
+)
+def test_one_hop_reach_is_where_dilated_attention_puts_weight(segments, dilations, heads) -> None:
+    """Values that are one-hot in the key position show, per query, every key some head attends to."""
+    n = 48
+    q = k = torch.zeros(1, n, heads, n, dtype=torch.float64)
+    v = torch.eye(n, dtype=torch.float64)[None, :, None, :].expand(1, n, heads, n)
+    weights = dilated_attention(q, k, v, segments, dilations, causal=True)[0]  # (query, head, key)
+    attended = (weights.abs() > 1e-12).any(dim=1).numpy()
+    query, key = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    assert (AttentionPattern(segments, dilations, heads).one_hop_reachable(query, key) == attended).all()
+
+
+def test_a_far_copy_is_one_hop_only_when_its_distance_fits_a_dilated_head() -> None:
+    rng = np.random.default_rng(1)
+    window = rng.integers(0, 4, size=400)
+    # the query predicting a target is one before it, the copied token `distance` before it: d - 1 apart
+    window[301:321] = window[100:120]  # 201 back: query and key 200 apart, a multiple of r = 4
+    window[350:370] = window[152:172]  # 198 back: 197 apart, which no head of either branch joins
+    pattern = AttentionPattern((64, 400), (1, 4), num_heads=4)
+    kinds = TargetKinds.of(torch.from_numpy(window[None]), None, 4, 100, near=64, match=12, pattern=pattern)
+    far, one_hop = kinds.masks["far copy (>64 back)"][0], kinds.masks["far copy, one hop"][0]
+    assert far[313 - 300 : 321 - 300].all() and one_hop[313 - 300 : 321 - 300].all()
+    assert far[362 - 300 : 370 - 300].all() and not one_hop[362 - 300 : 370 - 300].any()
+    assert not (one_hop & ~far).any()
 
 
 def test_paired_gain_is_the_mean_difference_with_two_standard_errors_over_windows() -> None:

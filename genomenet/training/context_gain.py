@@ -6,7 +6,10 @@ The model scores the same last tokens of each held-out window given more and mor
 - `soft-masked`: the FASTA has the base in lowercase (annotated repeats: transposons, satellites);
 - `unmasked`: the rest;
 - `far copy`: the `match` tokens before the target occur earlier in the window, the latest such copy more than
-  `near` tokens back, so only a model that sees beyond `near` tokens can copy the next token from it.
+  `near` tokens back, so only a model that sees beyond `near` tokens can copy the next token from it;
+- `... one hop`: those far copies whose next token a query can attend to directly in some dilated branch (the
+  same segment and offset, a head with that offset: `one_hop_reachable`). Dilation leaves most copies out of reach:
+  a head of a branch with rate r only joins positions an exact multiple of r apart.
 
 The gain of the longest context over a shorter one is reported with two standard errors over windows (the windows are
 the independent units; the tokens in a window are not).
@@ -64,15 +67,57 @@ class TargetKinds:
     masks: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, windows: Tensor, soft_mask: Tensor | None, n_id: int, score_tokens: int, near: int, match: int):
-        """Kinds of the last `score_tokens` tokens of each window (the targets `context_scores` scores)."""
+    def of(
+        cls,
+        windows: Tensor,
+        soft_mask: Tensor | None,
+        n_id: int,
+        score_tokens: int,
+        near: int,
+        match: int,
+        pattern: AttentionPattern | None = None,
+        context: int | None = None,
+    ):
+        """Kinds of the last `score_tokens` tokens of each window (the targets `context_scores` scores); with a
+        dilated `pattern`, also the far copies it reaches in one hop given `context` tokens before the scored ones
+        (default: the whole window), as `context_scores` feeds them."""
         distance = repeat_distance(windows, n_id, match)[:, -score_tokens:]
         masks = {}
         if soft_mask is not None:
             soft = soft_mask[:, -score_tokens:].numpy().astype(bool)
             masks["soft-masked"], masks["unmasked"] = soft, ~soft
-        masks[f"far copy (>{near:,} back)"] = (distance > near) & (distance != NO_COPY)
+        far = (distance > near) & (distance != NO_COPY)
+        masks[f"far copy (>{near:,} back)"] = far
+        if pattern is not None:
+            before = windows.shape[1] - score_tokens if context is None else context
+            target = np.arange(before, before + score_tokens)[None, :]  # positions in the model's input
+            # the query predicting the target sits just before it; the copy's next token lies `distance` back
+            key = np.where(far, target - np.where(far, distance, 0), 0)
+            masks["far copy, one hop"] = far & pattern.one_hop_reachable(target - 1, key)
         return cls(masks)
+
+
+@dataclass(frozen=True)
+class AttentionPattern:
+    """The branches of causal dilated attention, to tell which key positions a query attends to."""
+
+    segment_lengths: tuple[int, ...]
+    dilation_rates: tuple[int, ...]
+    num_heads: int
+
+    def one_hop_reachable(self, query: np.ndarray, key: np.ndarray) -> np.ndarray:
+        """Whether some head of some branch attends from `query` to `key` (positions of one sequence from 0): the
+        same segment of w, offsets in it equal modulo r, and a head whose offset h % r is that residue."""
+        reach = np.zeros(np.broadcast(query, key).shape, dtype=bool)
+        for w, r in zip(self.segment_lengths, self.dilation_rates):
+            residue = query % w % r
+            reach |= (
+                (key <= query)
+                & (query // w == key // w)
+                & (residue == key % w % r)
+                & (residue < min(self.num_heads, r))  # heads 0..num_heads-1 take offsets h % r
+            )
+        return reach
 
 
 def bits_per_base(nll: np.ndarray, where: np.ndarray | None = None, bases_per_token: int = 1) -> float:

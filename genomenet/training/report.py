@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from genomenet.baselines.markov import fit_markov
-from genomenet.training.context_gain import TargetKinds, bits_per_base, breakdown_table, paired_gain
+from genomenet.training.context_gain import AttentionPattern, TargetKinds, bits_per_base, breakdown_table, paired_gain
 from genomenet.training.evaluation import (
     batches,
     context_scores,
@@ -126,7 +126,9 @@ def long_context(
     if not scores:
         return {}, None
     short = cfg.reference_context if cfg.reference_context in scores else min(scores)
-    kinds = TargetKinds.of(windows, soft_mask, n_id, cfg.score_tokens, short, cfg.repeat_match)
+    long = max(scores)
+    kinds = TargetKinds.of(windows, soft_mask, n_id, cfg.score_tokens, short, cfg.repeat_match,
+                           attention_pattern(model.cfg), long)
     curve = {c: bits_per_base(nll, None, k) for c, nll in scores.items()}
     by_kind = {name: {c: bits_per_base(nll, m, k) for c, nll in scores.items()} for name, m in kinds.masks.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,13 +136,19 @@ def long_context(
     print(f"held-out bits per base of the last {cfg.score_tokens} tokens of {len(windows)} windows by preceding "
           f"context, overall and by kind of target (tokens counted in brackets; {plot}):")
     print(breakdown_table(scores, kinds, k))
-    long = max(scores)
     if long == short:
         return curve, None
     saved, two_se = paired_gain(scores[short], scores[long], k)
     print(f"{long * k:,} bases of context instead of {short * k:,}: {saved:+.4f} bits per base saved "
           f"(+- {two_se:.4f}, two standard errors over windows)")
     return curve, (short, long, saved, two_se)
+
+
+def attention_pattern(backbone) -> AttentionPattern | None:
+    """The dilated branches of a backbone config (None for dense attention, which reaches every earlier key)."""
+    if backbone.attention != "dilated":
+        return None
+    return AttentionPattern(tuple(backbone.segment_lengths), tuple(backbone.dilation_rates), backbone.n_heads)
 
 
 def max_markov_order(alphabet_size: int, requested: int) -> int:
