@@ -98,6 +98,21 @@ def test_resuming_from_the_last_checkpoint_reproduces_an_uninterrupted_run(tmp_p
 
 
 @pytest.mark.slow
+def test_a_run_that_ends_between_saves_leaves_its_final_step_in_last_and_resumes_from_it(tmp_path: Path) -> None:
+    """Saves every 3 steps; runs of 5 and 7 steps end between saves (Lightning would leave step 3, then 6, there)."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = ["--report.enabled", "false", "--checkpoint.every_n_train_steps", "3", "--trainer.val_check_interval", "3"]
+    assert main(tiny_fit_args(straight, steps=7) + args) == 0
+    assert main(tiny_fit_args(resumed, steps=5) + args) == 0
+    assert torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
+    assert main(tiny_fit_args(resumed, steps=7) + args + ["--ckpt_path", "last"]) == 0
+    a, b = final_weights(straight / "checkpoints" / "last.ckpt"), final_weights(resumed / "checkpoints" / "last.ckpt")
+    assert torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 7
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.slow
 def test_validate_reads_the_checkpoint_that_fit_wrote(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = tiny_fit_args(tmp_path, steps=2) + ["--report.enabled", "false"]
     assert main(args) == 0

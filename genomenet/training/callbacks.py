@@ -1,4 +1,5 @@
-"""Callbacks and plugins of the training loop: throughput logging, atomic checkpoint files."""
+"""Callbacks and plugins of the training loop: throughput logging, the final step in `last.ckpt`, atomic checkpoint
+files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -43,6 +44,19 @@ class TokensPerSecond(L.Callback):
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = None  # validation time is not training throughput
+
+
+class FinalModelCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, except that `last.ckpt` holds the final step when a run ends between two saves
+    (max_steps not a multiple of every_n_train_steps, max_time, an early stop): Lightning keeps the older one there,
+    so `--ckpt_path last` would resume, validate or export a model some steps short of the trained one. It is saved
+    at the end of the final batch, as the periodic saves are, so a resumed run goes on mid-epoch exactly."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        final = trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step  # max_time sets should_stop
+        if final and self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skips a step saved
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

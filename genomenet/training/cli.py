@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from genomenet.data.datamodule import GenomeDataModule
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
-from genomenet.training.callbacks import AtomicCheckpointIO, TokensPerSecond, WindowScoresWriter
+from genomenet.training.callbacks import AtomicCheckpointIO, FinalModelCheckpoint, TokensPerSecond, WindowScoresWriter
 from genomenet.training.module import GenomeLM
 from genomenet.training.report import ReportConfig, final_lines, run_report
 from genomenet.training.strategy import SequenceParallelStrategy
@@ -58,7 +57,7 @@ class GenomeCLI(LightningCLI):
     """`genomenet fit | validate | test | predict`; see configs/*.yaml."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(FinalModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": "runs/genomenet/checkpoints"})
         parser.add_lightning_class_args(TokensPerSecond, "throughput")
         parser.add_lightning_class_args(WindowScoresWriter, "predictions")
