@@ -11,7 +11,7 @@ from genomenet.errors import ConfigError
 from genomenet.model.longnet import LongNetConfig
 from genomenet.model.objectives import ObjectiveConfig
 from genomenet.model.pretrained import export_model
-from genomenet.training.module import GenomeLM, OptimizerConfig, warmup_cosine
+from genomenet.training.module import GenomeLM, OptimizerConfig, schedule_steps, warmup_cosine
 
 TINY = LongNetConfig(n_layers=1, d_model=16, n_heads=2, attention="dense")
 
@@ -88,3 +88,14 @@ def test_init_weights_that_do_not_fit_the_backbone_are_a_config_error(tmp_path, 
 def test_init_weights_from_a_missing_path_is_a_config_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="init_weights.*nowhere"):
         GenomeLM(small_backbone(), init_weights=str(tmp_path / "nowhere"))
+
+
+def test_the_schedule_spans_decay_steps_else_max_steps_else_the_estimate() -> None:
+    def never() -> int:
+        raise AssertionError("the estimate is only asked for without max_steps")
+
+    assert schedule_steps(OptimizerConfig(decay_steps=1300), max_steps=1000, estimated_steps=never) == 1300
+    assert schedule_steps(OptimizerConfig(), max_steps=1000, estimated_steps=never) == 1000
+    assert schedule_steps(OptimizerConfig(), max_steps=-1, estimated_steps=lambda: 77) == 77
+    with pytest.raises(ConfigError, match="decay_steps"):
+        schedule_steps(OptimizerConfig(decay_steps=0), max_steps=10, estimated_steps=never)

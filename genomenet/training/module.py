@@ -39,7 +39,10 @@ class OptimizerConfig:
     warmup_steps: int = 100
     """Linear warm-up from 0 to lr over this many steps."""
     min_lr_ratio: float = 0.1
-    """The cosine decays to lr * min_lr_ratio at the last step (trainer.max_steps)."""
+    """The cosine decays to lr * min_lr_ratio at the last step (decay_steps, or trainer.max_steps)."""
+    decay_steps: int | None = None
+    """Steps the warm-up and cosine span; default trainer.max_steps. More than max_steps ends the run part-way down
+    the decay: phase 1 of a schedule that a second fit (model.init_weights) continues."""
     name: Literal["adamw", "sgd"] = "adamw"
     """adamw, or plain sgd (no momentum; what the distributed tests compare, since AdamW hides gradient scale)."""
 
@@ -218,9 +221,18 @@ class GenomeLM(L.LightningModule):
             opt = torch.optim.SGD(groups, lr=self.optim.lr)
         else:
             opt = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas))
-        total = self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches
-        schedule = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(self.optim, int(total)))
+        total = schedule_steps(self.optim, self.trainer.max_steps, lambda: self.trainer.estimated_stepping_batches)
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(self.optim, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def schedule_steps(cfg: OptimizerConfig, max_steps: int, estimated_steps) -> int:
+    """Steps the learning-rate schedule spans: decay_steps, else max_steps, else Lightning's estimate (a callable)."""
+    if cfg.decay_steps is not None:
+        if cfg.decay_steps < 1:
+            raise ConfigError(f"model optimizer.decay_steps={cfg.decay_steps} must be >= 1")
+        return cfg.decay_steps
+    return int(max_steps if max_steps > 0 else estimated_steps())
 
 
 class warmup_cosine:  # noqa: N801 - a picklable function object for LambdaLR
