@@ -46,6 +46,10 @@ class OptimizerConfig:
     name: Literal["adamw", "sgd"] = "adamw"
     """adamw, or plain sgd (no momentum; what the distributed tests compare, since AdamW hides gradient scale)."""
 
+    def __post_init__(self) -> None:
+        if self.decay_steps is not None and self.decay_steps < 1:   # found with the config, before training
+            raise ConfigError(f"model optimizer.decay_steps={self.decay_steps} must be >= 1")
+
 
 def load_initial_weights(model: LongNet, path: str, kmer_size: int) -> None:
     """Copy a trained backbone's weights into `model`; a one-line ConfigError when they cannot fit it."""
@@ -57,14 +61,11 @@ def load_initial_weights(model: LongNet, path: str, kmer_size: int) -> None:
         raise ConfigError(f"model init_weights: {path} was trained on {trained.info.kmer_size}-mer tokens, "
                           f"this model reads {kmer_size}-mers")
     want, have = model.state_dict(), trained.state_dict()
-    for name, tensor in want.items():
-        if name not in have or have[name].shape != tensor.shape:
-            found = tuple(have[name].shape) if name in have else "nothing"
-            raise ConfigError(f"model init_weights: {path} does not fit this backbone ({name}: needs "
-                              f"{tuple(tensor.shape)}, has {found})")
-    extra = sorted(have.keys() - want.keys())
-    if extra:
-        raise ConfigError(f"model init_weights: {path} does not fit this backbone ({extra[0]}: not in it)")
+    for name in [*want, *sorted(have.keys() - want.keys())]:   # a one-line error, not load_state_dict's list
+        needs, found = (tuple(d[name].shape) if name in d else "nothing" for d in (want, have))
+        if needs != found:
+            raise ConfigError(f"model init_weights: {path} does not fit this backbone ({name}: needs {needs}, "
+                              f"has {found})")
     model.load_state_dict(have)
 
 
@@ -229,8 +230,6 @@ class GenomeLM(L.LightningModule):
 def schedule_steps(cfg: OptimizerConfig, max_steps: int, estimated_steps) -> int:
     """Steps the learning-rate schedule spans: decay_steps, else max_steps, else Lightning's estimate (a callable)."""
     if cfg.decay_steps is not None:
-        if cfg.decay_steps < 1:
-            raise ConfigError(f"model optimizer.decay_steps={cfg.decay_steps} must be >= 1")
         return cfg.decay_steps
     return int(max_steps if max_steps > 0 else estimated_steps())
 
