@@ -18,6 +18,8 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """usage: genomenet {fit,validate,test,predict} --config configs/NAME.yaml [--key value ...]
        genomenet prepare FASTA [--cache-dir DIR]
        genomenet export CHECKPOINT OUT_DIR
+       genomenet embed --model PATH --fasta FASTA [--regions BED] --out OUT.h5 [options]
+       genomenet track --model PATH --fasta FASTA [--regions BED] --out OUT.bedGraph [options]
        genomenet demo [--seq-len N]
 
 Train and evaluate long-context genomic language models. `genomenet fit --help` lists every option."""
@@ -55,13 +57,84 @@ def export_main(argv: list[str]) -> int:
     return 0
 
 
+def add_inference_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """The options every command that runs a trained model over a genome shares."""
+    parser.add_argument("--model", required=True, help="an exported model directory or a training checkpoint")
+    parser.add_argument("--fasta", required=True, help="FASTA file (plain, gzip or bgzip)")
+    parser.add_argument("--regions", default=None, help="BED file of regions (name in column 4, strand in column "
+                        "6); default: every chromosome whole")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--window", type=int, default=0, help="bases per model window (default: the model's "
+                        "training window)")
+    parser.add_argument("--context", type=int, default=-1, help="least context per base: bases to its left "
+                        "(causal model) or on each side (masked); default window/4 (causal), window/8 (masked)")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: a GPU if any)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16", "16"),
+                        help="autocast: auto is bf16 on a GPU and float32 on the CPU")
+    parser.add_argument("--cache-dir", default=None, help="prepared-genome cache (default: $GENOMENET_CACHE or "
+                        "~/.cache/genomenet)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def embed_main(argv: list[str]) -> int:
+    """`genomenet embed`: embeddings of whole chromosomes or BED regions into one HDF5 file, resumable."""
+    parser = argparse.ArgumentParser(prog="genomenet embed", description=embed_main.__doc__)
+    add_inference_arguments(parser, "output HDF5 file (.h5); rerun the same command to resume an interrupted run")
+    parser.add_argument("--per", choices=("region", "tile", "position"), default=None,
+                        help="one row per region (default with --regions), per tile of --window bases (default "
+                        "without), or per position")
+    parser.add_argument("--bin-size", type=int, default=1, help="with --per position: average in bins of N bases")
+    parser.add_argument("--pooling", choices=("mean", "max"), default="mean", help="how a row's bases are pooled")
+    parser.add_argument("--layer", type=int, default=-1, help="hidden states after this many blocks (0: token "
+                        "embeddings; -1, the default: the last block, after the final norm)")
+    parser.add_argument("--reverse-complement", choices=("none", "average"), default="none",
+                        help="average: mean of the per-base outputs read on both strands")
+    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="stored precision")
+    args = parser.parse_args(argv)
+    from genomenet.inference.embed import EmbedOptions, embed
+
+    per = args.per or ("region" if args.regions else "tile")
+    options = EmbedOptions(per, args.bin_size, args.pooling, args.layer, args.reverse_complement, args.window,
+                           args.context, args.dtype)
+    out = embed(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
+                args.batch_size, args.cache_dir, progress=not args.quiet)
+    print(f"embeddings: {out}")
+    return 0
+
+
+def track_main(argv: list[str]) -> int:
+    """`genomenet track`: the model's per-base information content (and entropy) as bedGraph or bigWig."""
+    parser = argparse.ArgumentParser(prog="genomenet track", description=track_main.__doc__)
+    add_inference_arguments(parser, "output .bedGraph (or .bw / .bigWig with pyBigWig installed)")
+    parser.add_argument("--entropy", action="store_true", help="also write the entropy of the model's prediction "
+                        "per base, to OUT with .entropy before its extension")
+    parser.add_argument("--strand", choices=("+", "-", "both"), default="+",
+                        help="read the forward strand, the reverse complement, or average both (default +)")
+    args = parser.parse_args(argv)
+    from genomenet.inference.tracks import TrackOptions, track
+
+    options = TrackOptions(args.strand, args.entropy, args.window, args.context)
+    outs = track(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
+                 args.batch_size, args.cache_dir, progress=not args.quiet)
+    for out in outs:
+        print(f"track: {out}")
+    return 0
+
+
 def prepare_main(argv: list[str]) -> int:
     from genomenet.data.cache import prepare_main as data_prepare_main
 
     return data_prepare_main(argv)
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"prepare": prepare_main, "export": export_main, "demo": demo_main}
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "prepare": prepare_main,
+    "export": export_main,
+    "embed": embed_main,
+    "track": track_main,
+    "demo": demo_main,
+}
 
 
 # entry point -----------------------------------------------------------------------------------------------------

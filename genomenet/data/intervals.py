@@ -23,26 +23,72 @@ class Interval:
         return self.end - self.start
 
 
+@dataclass(frozen=True)
+class Region:
+    """A BED record as downstream commands read it: the interval, its name (column 4) and strand (column 6)."""
+
+    chrom: str
+    start: int
+    end: int
+    name: str = ""
+    strand: str = "+"
+    """'+' or '-'; '.' in the BED (no strand) reads as '+'."""
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
 def read_bed(path: str | os.PathLike, lengths: dict[str, int] | None = None) -> list[Interval]:
     """Intervals of a BED file (plain or gzip; extra columns ignored; header, track and browser lines skipped).
 
     With `lengths`, an interval on an unknown record or past its record's end is an error naming the line.
     """
+    return [Interval(r.chrom, r.start, r.end) for r in _read_records(path, lengths)]
+
+
+def read_bed_regions(path: str | os.PathLike, lengths: dict[str, int] | None = None) -> list[Region]:
+    """Records of a BED file with name (column 4, else '') and strand (column 6: '+', '-' or '.'; else '+').
+
+    With `lengths`, a record on an unknown chromosome or past its end is an error naming the line; so is a file
+    without records.
+    """
+    regions = _read_records(path, lengths)
+    if not regions:
+        raise InputFileError(f"{path}: no BED records (expected tab-separated 'chrom start end' lines)")
+    return regions
+
+
+def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None) -> list[Region]:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such BED file")
     with open(path, "rb") as handle:
         opener = gzip.open if handle.read(2) == b"\x1f\x8b" else open
-    with opener(path, "rt") as handle:
-        intervals = [
-            _parse_line(path, number, line, lengths)
-            for number, line in enumerate(handle, start=1)
-            if line.strip() and not line.startswith(("#", "track", "browser"))
-        ]
-    return intervals
+    try:
+        with opener(path, "rt") as handle:
+            regions = [
+                _parse_line(path, number, line, lengths)
+                for number, line in enumerate(handle, start=1)
+                if line.strip() and not line.startswith(("#", "track", "browser"))
+            ]
+    except (UnicodeDecodeError, EOFError, OSError) as err:
+        raise InputFileError(f"{path}: not a readable BED text file ({err})") from None
+    return regions
 
 
-def _parse_line(path: Path, number: int, line: str, lengths: dict[str, int] | None) -> Interval:
+def missing_chromosome_hint(chrom: str, names: list[str]) -> str:
+    """Why a chromosome name is not in a FASTA, when the cause is a 'chr' prefix on one side only."""
+    alternative = chrom.removeprefix("chr") if chrom.startswith("chr") else f"chr{chrom}"
+    if alternative in names:
+        side = "the BED has a 'chr' prefix that the FASTA lacks" if chrom.startswith("chr") else (
+            "the FASTA has a 'chr' prefix that the BED lacks")
+        return f" ({side}: the FASTA calls it '{alternative}')"
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f" (the FASTA has {shown})"
+
+
+def _parse_line(path: Path, number: int, line: str, lengths: dict[str, int] | None) -> Region:
     fields = line.rstrip("\r\n").split("\t")
     where = f"{path}: line {number}"
     if len(fields) < 3:
@@ -56,12 +102,17 @@ def _parse_line(path: Path, number: int, line: str, lengths: dict[str, int] | No
         raise InputFileError(f"{where}: interval {chrom}:{start}-{end} needs 0 <= start < end")
     if lengths is not None:
         if chrom not in lengths:
-            raise InputFileError(f"{where}: chromosome '{chrom}' is not in the FASTA")
+            hint = missing_chromosome_hint(chrom, list(lengths))
+            raise InputFileError(f"{where}: chromosome '{chrom}' is not in the FASTA{hint}")
         if end > lengths[chrom]:
             raise InputFileError(
                 f"{where}: interval {chrom}:{start}-{end} is outside its chromosome (length {lengths[chrom]})"
             )
-    return Interval(chrom, start, end)
+    name = fields[3] if len(fields) > 3 else ""
+    strand = fields[5].strip() if len(fields) > 5 else "+"
+    if strand not in ("+", "-", "."):
+        raise InputFileError(f"{where}: strand (column 6) must be '+', '-' or '.', got {strand!r}")
+    return Region(chrom, start, end, name, "-" if strand == "-" else "+")
 
 
 def merge(intervals: list[Interval]) -> list[Interval]:

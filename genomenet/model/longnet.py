@@ -150,16 +150,28 @@ class LongNet(nn.Module):
             self.lm_head.weight = self.embed.weight
 
     def hidden_states(
-        self, input_ids: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        key_padding_mask: Tensor | None = None,
+        positions: Tensor | None = None,
+        layer: int | None = None,
     ) -> Tensor:
-        """Final-norm hidden states (b, n, d_model): what embeddings and downstream heads read."""
+        """Hidden states (b, n, d_model): what embeddings and downstream heads read.
+
+        layer None (or n_layers, or -1): after the final norm. layer L in 0..n_layers-1: the residual stream after L
+        blocks (0: the token embeddings), without running the blocks above it.
+        """
+        last = self.cfg.n_layers
+        layer = last if layer is None or layer == -1 else layer
+        if not 0 <= layer <= last:
+            raise ValueError(f"layer must be in 0..{last} (or -1 for the last), got {layer}")
         x = self.drop(self.embed(input_ids))  # (b, n, d)
-        for block in self.blocks:
+        for block in self.blocks[:layer]:
             if self.cfg.gradient_checkpointing and self.training:
                 x = checkpoint(block, x, key_padding_mask, positions, use_reentrant=False)
             else:
                 x = block(x, key_padding_mask, positions)
-        return self.norm(x)
+        return self.norm(x) if layer == last else x
 
     def forward(
         self, input_ids: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None

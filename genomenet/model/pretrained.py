@@ -1,7 +1,8 @@
 """Export trained weights to safetensors + JSON, and load them back without Lightning.
 
 An exported model is a directory with `model.safetensors` (the backbone's weights) and `config.json`
-(`backbone`: LongNetConfig fields, `objective`: ObjectiveConfig fields, `kmer_size`: bases per token). A training
+(`backbone`: LongNetConfig fields, `objective`: ObjectiveConfig fields, `kmer_size`: bases per token,
+`context_length`: the window in bases it was trained on, or null when unknown). A training
 checkpoint holds the same three entries under `hyper_parameters` and the weights under `state_dict` with the prefix
 `model.`; it is read with `torch.load(weights_only=True)`, so no pickled object is ever run.
 """
@@ -31,6 +32,8 @@ class PretrainedInfo:
     backbone: LongNetConfig
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     kmer_size: int = 1
+    context_length: int | None = None
+    """Bases per training window: the window inference tiles a genome into by default (None: not recorded)."""
 
     def to_dict(self) -> dict:
         return {
@@ -38,11 +41,17 @@ class PretrainedInfo:
             "backbone": asdict(self.backbone),
             "objective": asdict(self.objective),
             "kmer_size": self.kmer_size,
+            "context_length": self.context_length,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> PretrainedInfo:
-        return cls(LongNetConfig(**d["backbone"]), ObjectiveConfig(**d.get("objective", {})), d.get("kmer_size", 1))
+        return cls(
+            LongNetConfig(**d["backbone"]),
+            ObjectiveConfig(**d.get("objective", {})),
+            d.get("kmer_size", 1),
+            d.get("context_length"),
+        )
 
 
 def export_model(model: LongNet, info: PretrainedInfo, out_dir: str | Path) -> Path:

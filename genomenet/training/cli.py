@@ -64,6 +64,7 @@ class GenomeCLI(LightningCLI):
         parser.add_class_arguments(ReportConfig, "report", help="The held-out report after fit.")
         parser.link_arguments("data.kmer_size", "model.kmer_size")
         parser.link_arguments("data.sequence_parallel_size", "model.sequence_parallel_size")
+        parser.link_arguments("data.context_length", "model.context_length")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

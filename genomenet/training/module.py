@@ -80,6 +80,7 @@ class GenomeLM(L.LightningModule):
         kmer_size: int = 1,
         sequence_parallel_size: int = 1,
         init_weights: str | None = None,
+        context_length: int | None = None,
     ) -> None:
         """
         Args:
@@ -92,6 +93,8 @@ class GenomeLM(L.LightningModule):
             init_weights: Start from these weights (an exported model directory or a training checkpoint), to
                 fine-tune or to go on at a longer context; layers, width, heads and k-mer size must match, segment
                 lengths and dilation rates may differ. `--ckpt_path` (resuming) takes precedence.
+            context_length: Bases per training window; set from data.context_length and recorded in checkpoints and
+                exported models, where inference (`genomenet embed`, `track`) takes it as its default window.
         """
         super().__init__()
         if sequence_parallel_size < 1:
@@ -100,7 +103,7 @@ class GenomeLM(L.LightningModule):
         self.sequence_group = None  # set by SequenceParallelStrategy: this rank then holds one chunk of each window
         self.tokenizer = make_tokenizer(kmer_size)
         backbone = resolve_vocab(backbone, self.tokenizer.vocab_size)
-        self.info = PretrainedInfo(backbone, objective, kmer_size)
+        self.info = PretrainedInfo(backbone, objective, kmer_size, context_length)
         self.optim = optimizer
         self.model = LongNet(backbone, causal=objective.kind == "causal")
         if init_weights is not None:
@@ -108,7 +111,8 @@ class GenomeLM(L.LightningModule):
         # the init arguments as plain data: checkpoints load with weights_only=True, and LightningCLI can re-parse them
         self.save_hyperparameters(
             {"backbone": asdict(backbone), "objective": asdict(objective), "optimizer": asdict(optimizer),
-             "kmer_size": kmer_size, "sequence_parallel_size": sequence_parallel_size}
+             "kmer_size": kmer_size, "sequence_parallel_size": sequence_parallel_size,
+             "context_length": context_length}
         )
         self.val_nll, self.val_count = SumMetric(), SumMetric()
 

@@ -1,0 +1,239 @@
+"""`genomenet embed`: embeddings of whole chromosomes or BED regions into one HDF5 file with coordinates.
+
+Rows of the output are pooled per-base hidden states: one row per region (`per="region"`), one per tile of `window`
+bases of each region (`per="tile"`), or one per position (`per="position"`), optionally averaged in bins of
+`bin_size` bases. Tiles and bins run in the region's reading direction: from its end on the minus strand. Bases in N tokens are left out of the pooling; a row with no
+real base is NaN. The file layout is in `genomenet.inference.store`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+import genomenet
+from genomenet.data.cache import PreparedGenome, prepare
+from genomenet.data.intervals import Region
+from genomenet.errors import ConfigError, InputFileError
+from genomenet.inference import store
+from genomenet.inference.parts import PartStore, my_chunks, rank_and_world
+from genomenet.inference.regions import file_sha256, target_regions
+from genomenet.inference.runner import InferenceModel, hidden_outputs, run_tiles, weights_sha256
+from genomenet.inference.tiling import Tile, tile_region
+
+CHUNK_BYTES = 64 << 20
+"""Per-base outputs a chunk of work holds in memory (float32 bases x width); also sets how often parts are saved."""
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """What `genomenet embed` computes; everything here goes into the output file and its resume manifest."""
+
+    per: Literal["region", "tile", "position"] = "region"
+    """One row per region, per tile of `window` bases, or per position (in bins of `bin_size` bases)."""
+    bin_size: int = 1
+    """Bases per row with per='position' (1: every base); set to the window for per='tile'."""
+    pooling: Literal["mean", "max"] = "mean"
+    """How a row's per-base vectors are pooled."""
+    layer: int = -1
+    """Hidden states after this many blocks (0: token embeddings; -1: after the last block and the final norm)."""
+    reverse_complement: Literal["none", "average"] = "none"
+    """'average': mean of the per-base outputs read on both strands (each base in genomic position)."""
+    window: int = 0
+    """Bases per model window (0: the model's training window)."""
+    context: int = -1
+    """Least context per base: left bases (causal model) or bases each side (masked); -1: window / 4 or / 8."""
+    dtype: Literal["float32", "float16"] = "float32"
+    """Stored precision of the embeddings."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A unit of work: consecutive tiles of one region, whose kept bases form the genomic range [start, end)."""
+
+    region: int
+    tiles: tuple[Tile, ...]
+
+    @property
+    def start(self) -> int:
+        return min(t.keep_start for t in self.tiles)
+
+    @property
+    def end(self) -> int:
+        return max(t.keep_end for t in self.tiles)
+
+
+def resolve_options(options: EmbedOptions, runner: InferenceModel) -> EmbedOptions:
+    """Fill in the window and context the model implies, and check what cannot work (one-line ConfigError)."""
+    k = runner.k
+    window = options.window or runner.default_window()
+    context = options.context if options.context >= 0 else (window // 4 if runner.causal else window // 8)
+    context -= context % k
+    if window < k or window % k:
+        raise ConfigError(f"--window {window} must be a positive multiple of the model's k-mer size {k}")
+    if window - context * (1 if runner.causal else 2) < k:
+        raise ConfigError(f"--context {context} leaves no room in a --window of {window} bases")
+    if options.per not in ("region", "tile", "position") or options.pooling not in ("mean", "max"):
+        raise ConfigError(f"--per {options.per!r} / --pooling {options.pooling!r}: choose region, tile or position; "
+                          "mean or max")
+    if options.dtype not in ("float32", "float16") or options.reverse_complement not in ("none", "average"):
+        raise ConfigError(f"--dtype {options.dtype!r} / --reverse-complement {options.reverse_complement!r}: "
+                          "choose float32 or float16; none or average")
+    if options.bin_size < 1:
+        raise ConfigError(f"--bin-size {options.bin_size} must be >= 1")
+    if not -1 <= options.layer <= runner.model.cfg.n_layers:
+        raise ConfigError(f"--layer {options.layer}: this model has layers 0..{runner.model.cfg.n_layers} (-1: last)")
+    layer = runner.model.cfg.n_layers if options.layer == -1 else options.layer
+    bin_size = window if options.per == "tile" else options.bin_size if options.per == "position" else 1
+    return EmbedOptions(options.per, bin_size, options.pooling, layer, options.reverse_complement,
+                        window, context, options.dtype)
+
+
+def rows_of(region: Region, options: EmbedOptions) -> int:
+    return 1 if options.per == "region" else -(-region.length // options.bin_size)
+
+
+def region_tiles(genome: PreparedGenome, region: Region, strand: str, runner: InferenceModel, o: EmbedOptions):
+    try:
+        return tile_region(region.chrom, region.start, region.end, strand, genome.lengths[region.chrom],
+                           o.window, o.context, runner.causal, runner.k)
+    except ValueError as err:
+        raise InputFileError(f"region {region.chrom}:{region.start}-{region.end}: {err}") from None
+
+
+def plan_chunks(genome: PreparedGenome, regions: list[Region], runner: InferenceModel, o: EmbedOptions) -> list[Chunk]:
+    """The job's chunks, in output order: each region's tiles (read on its strand) in groups of at most
+    CHUNK_BYTES of per-base outputs. Depends only on the inputs and options, so a rerun plans the same chunks."""
+    bases = max(o.window, CHUNK_BYTES // (4 * runner.model.cfg.d_model))
+    chunks = []
+    for index, region in enumerate(regions):
+        group, kept = [], 0
+        for tile in region_tiles(genome, region, region.strand, runner, o):
+            if group and kept + tile.keep_end - tile.keep_start > bases:
+                chunks.append(Chunk(index, tuple(group)))
+                group, kept = [], 0
+            group.append(tile)
+            kept += tile.keep_end - tile.keep_start
+        chunks.append(Chunk(index, tuple(group)))
+    return chunks
+
+
+def chunk_bases(genome: PreparedGenome, chunk: Chunk, region: Region, runner: InferenceModel, o: EmbedOptions):
+    """Per-base outputs (n, d) of the chunk's genomic range, and which bases are real (not N)."""
+    start, end = chunk.start, chunk.end
+    strands = [region.strand] + (["-" if region.strand == "+" else "+"] if o.reverse_complement == "average" else [])
+    outputs = hidden_outputs(runner, o.layer)
+    total, real = None, np.ones(end - start, dtype=bool)
+    for strand in strands:
+        tiles = chunk.tiles if strand == region.strand else [
+            t for t in region_tiles(genome, region, strand, runner, o) if t.keep_start < end and t.keep_end > start
+        ]
+        values = np.zeros((end - start, runner.model.cfg.d_model), dtype=np.float32)
+        mask = np.zeros(end - start, dtype=bool)
+        for tile, kept, kept_real in run_tiles(runner, genome, tiles, outputs, runner.model.cfg.d_model):
+            a, b = max(tile.keep_start, start), min(tile.keep_end, end)
+            values[a - start : b - start] = kept[a - tile.keep_start : b - tile.keep_start]
+            mask[a - start : b - start] = kept_real[a - tile.keep_start : b - tile.keep_start]
+        total = values if total is None else total + values
+        real &= mask
+    return total / len(strands), real
+
+
+def pool_chunk(values: np.ndarray, real: np.ndarray, chunk: Chunk, region: Region, row0: int, o: EmbedOptions):
+    """Partial rows of a chunk: row ids, pooled sums (or maxima) over its real bases, and their counts."""
+    if region.strand == "-":  # reading order: the region's end first
+        values, real = values[::-1], real[::-1]
+        first = region.end - chunk.end
+    else:
+        first = chunk.start - region.start
+    offsets = np.arange(first, first + len(real))
+    bins = np.zeros(len(real), dtype=np.int64) if o.per == "region" else offsets // o.bin_size
+    rows = np.unique(bins)
+    pooled = np.full((len(rows), values.shape[1]), 0.0 if o.pooling == "mean" else -np.inf)
+    counts = np.zeros(len(rows), dtype=np.int64)
+    kept, kept_bins = values[real].astype(np.float64), bins[real]  # (m, d), ascending bins
+    if len(kept_bins):
+        starts = np.flatnonzero(np.r_[True, kept_bins[1:] != kept_bins[:-1]])
+        reduce = np.add.reduceat if o.pooling == "mean" else np.maximum.reduceat
+        which = np.searchsorted(rows, kept_bins[starts])
+        pooled[which] = reduce(kept, starts, axis=0)
+        counts[which] = np.diff(np.r_[starts, len(kept_bins)])
+    return {"rows": rows + row0, "pooled": pooled, "counts": counts}
+
+
+def job_manifest(model_path, runner, fasta, regions_path, options: EmbedOptions) -> dict:
+    """What identifies a job: a rerun into the same output must match it exactly."""
+    return {
+        "command": "embed",
+        "model_sha256": weights_sha256(runner.model),
+        "model_config": runner.model.info.to_dict(),
+        "fasta_name": Path(fasta).name,
+        "fasta_sha256": file_sha256(fasta),
+        "regions_name": Path(regions_path).name if regions_path else None,
+        "regions_sha256": file_sha256(regions_path) if regions_path else None,
+        "options": asdict(options),
+    }
+
+
+def embed(
+    model: str | Path,
+    fasta: str | Path,
+    out: str | Path,
+    regions: str | Path | None = None,
+    options: EmbedOptions | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int = 8,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Embed `fasta` (whole chromosomes, or the BED `regions`) with `model` into the HDF5 file `out`.
+
+    Resumable: rerunning after an interruption computes only the missing chunks, and the file is the one an
+    uninterrupted run writes. Under torchrun (RANK / WORLD_SIZE) the processes split the chunks; rank 0 writes `out`.
+    """
+    out, options = Path(out), options or EmbedOptions(per="region" if regions else "tile")
+    if out.suffix not in (".h5", ".hdf5"):
+        raise ConfigError(f"--out {out}: give an HDF5 file name ending in .h5 or .hdf5")
+    runner = InferenceModel.load(model, device, precision, batch_size)
+    options = resolve_options(options, runner)
+    genome = prepare(fasta, cache_dir, progress=progress)
+    targets = target_regions(genome, regions, runner.k)
+    manifest = job_manifest(model, runner, fasta, regions, options)
+    if store.is_finished(out, manifest):
+        print(f"{out}: already complete", file=sys.stderr)
+        return out
+    if out.parent and not out.parent.is_dir():
+        raise InputFileError(f"--out {out}: folder {out.parent} does not exist")
+    chunks = plan_chunks(genome, targets, runner, options)
+    row_starts = np.concatenate([[0], np.cumsum([rows_of(r, options) for r in targets])])
+    parts = PartStore(out, manifest)
+    parts.open()
+    rank, world = rank_and_world()
+    mine = [i for i in my_chunks(len(chunks), rank, world) if not parts.done(i)]
+    total = sum(chunks[i].end - chunks[i].start for i in mine)
+    desc = f"embed {Path(fasta).name}" + (f" (rank {rank}/{world})" if world > 1 else "")
+    with tqdm(total=total, unit="bp", unit_scale=True, desc=desc, disable=not progress, file=sys.stderr) as bar:
+        for i in mine:
+            chunk = chunks[i]
+            region = targets[chunk.region]
+            values, real = chunk_bases(genome, chunk, region, runner, options)
+            parts.save(i, pool_chunk(values, real, chunk, region, int(row_starts[chunk.region]), options))
+            bar.update(chunk.end - chunk.start)
+    if rank != 0:
+        return out
+    parts.wait_for(len(chunks))
+    attrs = {
+        "format": store.FORMAT,
+        "genomenet_version": genomenet.__version__,
+        "manifest": json.dumps(manifest, sort_keys=True),
+    }
+    store.write(out, parts, len(chunks), targets, row_starts, options, runner.model.cfg.d_model, attrs)
+    parts.remove()
+    return out
