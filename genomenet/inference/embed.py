@@ -2,8 +2,8 @@
 
 Rows of the output are pooled per-base hidden states: one row per region (`per="region"`), one per tile of `window`
 bases of each region (`per="tile"`), or one per position (`per="position"`), optionally averaged in bins of
-`bin_size` bases. Tiles and bins run in the region's reading direction: from its end on the minus strand. Bases in N tokens are left out of the pooling; a row with no
-real base is NaN. The file layout is in `genomenet.inference.store`.
+`bin_size` bases. Tiles and bins run in the region's reading direction: from its end on the minus strand. Bases in N
+tokens are left out of the pooling; a row with no real base is NaN. The file layout is in `genomenet.inference.store`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import numpy as np
 from tqdm import tqdm
 
 import genomenet
-from genomenet.data.cache import PreparedGenome, prepare
+from genomenet.data.cache import prepare
 from genomenet.data.intervals import Region
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.inference import store
+from genomenet.inference.chunks import Chunk, Tiling, chunk_outputs, plan_chunks
 from genomenet.inference.parts import PartStore, my_chunks, rank_and_world
 from genomenet.inference.regions import file_sha256, target_regions
-from genomenet.inference.runner import InferenceModel, hidden_outputs, run_tiles, weights_sha256
-from genomenet.inference.tiling import Tile, tile_region
+from genomenet.inference.runner import InferenceModel, hidden_outputs, weights_sha256
 
 CHUNK_BYTES = 64 << 20
 """Per-base outputs a chunk of work holds in memory (float32 bases x width); also sets how often parts are saved."""
@@ -51,22 +51,6 @@ class EmbedOptions:
     """Least context per base: left bases (causal model) or bases each side (masked); -1: window / 4 or / 8."""
     dtype: Literal["float32", "float16"] = "float32"
     """Stored precision of the embeddings."""
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A unit of work: consecutive tiles of one region, whose kept bases form the genomic range [start, end)."""
-
-    region: int
-    tiles: tuple[Tile, ...]
-
-    @property
-    def start(self) -> int:
-        return min(t.keep_start for t in self.tiles)
-
-    @property
-    def end(self) -> int:
-        return max(t.keep_end for t in self.tiles)
 
 
 def resolve_options(options: EmbedOptions, runner: InferenceModel) -> EmbedOptions:
@@ -99,50 +83,14 @@ def rows_of(region: Region, options: EmbedOptions) -> int:
     return 1 if options.per == "region" else -(-region.length // options.bin_size)
 
 
-def region_tiles(genome: PreparedGenome, region: Region, strand: str, runner: InferenceModel, o: EmbedOptions):
-    try:
-        return tile_region(region.chrom, region.start, region.end, strand, genome.lengths[region.chrom],
-                           o.window, o.context, runner.causal, runner.k)
-    except ValueError as err:
-        raise InputFileError(f"region {region.chrom}:{region.start}-{region.end}: {err}") from None
+def tiling_of(options: EmbedOptions, runner: InferenceModel) -> Tiling:
+    return Tiling(options.window, options.context, runner.causal, runner.k)
 
 
-def plan_chunks(genome: PreparedGenome, regions: list[Region], runner: InferenceModel, o: EmbedOptions) -> list[Chunk]:
-    """The job's chunks, in output order: each region's tiles (read on its strand) in groups of at most
-    CHUNK_BYTES of per-base outputs. Depends only on the inputs and options, so a rerun plans the same chunks."""
-    bases = max(o.window, CHUNK_BYTES // (4 * runner.model.cfg.d_model))
-    chunks = []
-    for index, region in enumerate(regions):
-        group, kept = [], 0
-        for tile in region_tiles(genome, region, region.strand, runner, o):
-            if group and kept + tile.keep_end - tile.keep_start > bases:
-                chunks.append(Chunk(index, tuple(group)))
-                group, kept = [], 0
-            group.append(tile)
-            kept += tile.keep_end - tile.keep_start
-        chunks.append(Chunk(index, tuple(group)))
-    return chunks
-
-
-def chunk_bases(genome: PreparedGenome, chunk: Chunk, region: Region, runner: InferenceModel, o: EmbedOptions):
-    """Per-base outputs (n, d) of the chunk's genomic range, and which bases are real (not N)."""
-    start, end = chunk.start, chunk.end
-    strands = [region.strand] + (["-" if region.strand == "+" else "+"] if o.reverse_complement == "average" else [])
-    outputs = hidden_outputs(runner, o.layer)
-    total, real = None, np.ones(end - start, dtype=bool)
-    for strand in strands:
-        tiles = chunk.tiles if strand == region.strand else [
-            t for t in region_tiles(genome, region, strand, runner, o) if t.keep_start < end and t.keep_end > start
-        ]
-        values = np.zeros((end - start, runner.model.cfg.d_model), dtype=np.float32)
-        mask = np.zeros(end - start, dtype=bool)
-        for tile, kept, kept_real in run_tiles(runner, genome, tiles, outputs, runner.model.cfg.d_model):
-            a, b = max(tile.keep_start, start), min(tile.keep_end, end)
-            values[a - start : b - start] = kept[a - tile.keep_start : b - tile.keep_start]
-            mask[a - start : b - start] = kept_real[a - tile.keep_start : b - tile.keep_start]
-        total = values if total is None else total + values
-        real &= mask
-    return total / len(strands), real
+def strands_of(region: Region, options: EmbedOptions) -> tuple[str, ...]:
+    """The region's strand, and the other one too when averaging over both."""
+    other = "-" if region.strand == "+" else "+"
+    return (region.strand, other) if options.reverse_complement == "average" else (region.strand,)
 
 
 def pool_chunk(values: np.ndarray, real: np.ndarray, chunk: Chunk, region: Region, row0: int, o: EmbedOptions):
@@ -211,11 +159,13 @@ def embed(
         return out
     if out.parent and not out.parent.is_dir():
         raise InputFileError(f"--out {out}: folder {out.parent} does not exist")
-    chunks = plan_chunks(genome, targets, runner, options)
+    d = runner.model.cfg.d_model
+    chunks = plan_chunks(genome, targets, tiling_of(options, runner), max(options.window, CHUNK_BYTES // (4 * d)))
     row_starts = np.concatenate([[0], np.cumsum([rows_of(r, options) for r in targets])])
     parts = PartStore(out, manifest)
     parts.open()
     rank, world = rank_and_world()
+    outputs = hidden_outputs(runner, options.layer)
     mine = [i for i in my_chunks(len(chunks), rank, world) if not parts.done(i)]
     total = sum(chunks[i].end - chunks[i].start for i in mine)
     desc = f"embed {Path(fasta).name}" + (f" (rank {rank}/{world})" if world > 1 else "")
@@ -223,7 +173,8 @@ def embed(
         for i in mine:
             chunk = chunks[i]
             region = targets[chunk.region]
-            values, real = chunk_bases(genome, chunk, region, runner, options)
+            values, real = chunk_outputs(runner, genome, chunk, region, tiling_of(options, runner), outputs, d,
+                                         strands_of(region, options))
             parts.save(i, pool_chunk(values, real, chunk, region, int(row_starts[chunk.region]), options))
             bar.update(chunk.end - chunk.start)
     if rank != 0:
@@ -234,6 +185,6 @@ def embed(
         "genomenet_version": genomenet.__version__,
         "manifest": json.dumps(manifest, sort_keys=True),
     }
-    store.write(out, parts, len(chunks), targets, row_starts, options, runner.model.cfg.d_model, attrs)
+    store.write(out, parts, len(chunks), targets, row_starts, options, d, attrs)
     parts.remove()
     return out

@@ -10,7 +10,7 @@ Layout (`genomenet-embeddings/1`); rows are the output units, regions the input 
 | `/rows/bases` | (rows,) int64 | real bases pooled into the row |
 | `/regions/chrom`, `/regions/strand`, `/regions/name` | (regions,) UTF-8 strings | the input intervals |
 | `/regions/start`, `/regions/end` | (regions,) int64 | 0-based half-open |
-| `/regions/row_start`, `/regions/row_count` | (regions,) int64 | the region's rows: `row_start .. row_start + row_count` |
+| `/regions/row_start`, `/regions/row_count` | (regions,) int64 | the region's rows, `row_start` onwards |
 
 Root attributes: `format`, `genomenet_version`, `model_sha256` (weights), `model_config` (JSON: backbone, objective,
 k-mer size, training window), `fasta_name`, `fasta_sha256`, `regions_name`, `regions_sha256`, `options` (JSON), and
