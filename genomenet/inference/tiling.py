@@ -115,12 +115,6 @@ def tile_region(
     return tiles
 
 
-def tokens_to_bases(values: np.ndarray, k: int, strand: str) -> np.ndarray:
-    """Per-token values (n, ...) of a window read on `strand` -> per-base values (n * k, ...) in genomic order."""
-    per_base = np.repeat(values, k, axis=0) if k > 1 else values
-    return per_base[::-1] if strand == "-" else per_base
-
-
 def kept_bases(tile: Tile, per_base: np.ndarray) -> np.ndarray:
     """The rows of a tile's per-base output (genomic order) that it keeps."""
     return per_base[tile.keep_start - tile.start : tile.keep_end - tile.start]
