@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genomenet.inference.tiling import frame_layout, region_frame, tile_region
+from genomenet.inference.tiling import Layout, frame_layout, region_frame, tile_region
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -59,3 +59,38 @@ def test_tiles_of_a_region_cover_it_once_in_reading_order(strand: str, k: int) -
     keeps = [t.keep_start for t in tiles]
     assert keeps == sorted(keeps, reverse=strand == "-")
 
+
+
+def reference_layout(length: int, window: int, context: int, causal: bool) -> list[tuple[int, int, int, int]]:
+    """The windows walked one by one: each starts `context` before the first base not yet kept."""
+    if length <= window:
+        return [(0, length, 0, length)]
+    right, kept, out = (0 if causal else context), 0, []
+    while kept < length:
+        start = max(0, kept - context)
+        if start + window >= length:
+            return out + [(length - window, length, kept, length)]
+        out.append((start, start + window, kept, start + window - right))
+        kept = start + window - right
+    return out
+
+
+def test_layout_by_index_equals_walking_the_windows_and_finds_the_window_that_keeps_a_base() -> None:
+    rng = np.random.default_rng()
+    for _ in range(300):
+        window, causal = int(rng.integers(2, 300)), bool(rng.integers(2))
+        context = int(rng.integers(0, window if causal else (window + 1) // 2))
+        length = int(rng.integers(1, 5000))
+        layout = Layout(length, window, context, causal)
+        assert list(layout) == reference_layout(length, window, context, causal)
+        for position in rng.integers(0, length, 5):
+            _, _, ks, ke = layout[layout.index(int(position))]
+            assert ks <= position < ke
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_covering_names_exactly_the_tiles_that_keep_bases_of_a_range(strand: str) -> None:
+    tiles = tile_region("c", 100, 9000, strand, 10_000, window=256, context=64, causal=False, k=2)
+    for start, end in [(100, 101), (1000, 1500), (8999, 9000), (100, 9000), (4000, 4001)]:
+        want = [i for i, t in enumerate(tiles) if t.keep_start < end and t.keep_end > start]
+        assert list(tiles.covering(start, end)) == want

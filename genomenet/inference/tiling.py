@@ -13,6 +13,7 @@ the bases it is responsible for; the kept ranges partition the frame, so each ba
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,27 +36,66 @@ class Tile:
         return self.end - self.start
 
 
-def frame_layout(length: int, window: int, context: int, causal: bool) -> list[tuple[int, int, int, int]]:
-    """(window start, window end, keep start, keep end) in frame coordinates (0 = the frame's 5' end).
+@dataclass(frozen=True)
+class Layout(Sequence[tuple[int, int, int, int]]):
+    """The windows of a frame, computed by index rather than listed, so a chromosome's plan takes no memory.
 
+    Item i is (window start, window end, keep start, keep end) in frame coordinates (0 = the frame's 5' end).
     Windows are `window` long (one shorter window when the frame is), start `window - context` apart for a causal
     model and `window - 2 * context` apart for a masked one; the last one ends at the frame's end.
     """
-    if length <= window:
-        return [(0, length, 0, length)]
-    right = 0 if causal else context
-    if window - right - context <= 0:
-        raise ValueError(f"context {context} leaves no room in a window of {window} bases")
-    tiles, kept = [], 0
-    while kept < length:
-        start = 0 if kept == 0 else kept - context
-        if start + window >= length:  # the last window ends at the frame's end
-            start = length - window
-            tiles.append((start, length, kept, length))
-            break
-        tiles.append((start, start + window, kept, start + window - right))
-        kept = start + window - right
-    return tiles
+
+    length: int
+    window: int
+    context: int
+    causal: bool
+
+    def __post_init__(self) -> None:
+        if self.length > self.window and self.stride <= 0:
+            raise ValueError(f"context {self.context} leaves no room in a window of {self.window} bases")
+
+    @property
+    def right(self) -> int:
+        """Context a kept base needs on its right: none for a causal model."""
+        return 0 if self.causal else self.context
+
+    @property
+    def stride(self) -> int:
+        return self.window - self.right - self.context
+
+    def __len__(self) -> int:
+        if self.length <= self.window:
+            return 1
+        behind = self.length - self.window + self.context - (self.window - self.right)  # left to keep after window 0
+        return 2 + max(0, -(-behind // self.stride))
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        i = i + n if i < 0 else i
+        if not 0 <= i < n:
+            raise IndexError(i)
+        if n == 1:
+            return (0, self.length, 0, self.length)
+        if i == 0:
+            return (0, self.window, 0, self.window - self.right)
+        kept = self.window - self.right + (i - 1) * self.stride
+        if i == n - 1:
+            return (self.length - self.window, self.length, kept, self.length)
+        start = kept - self.context
+        return (start, start + self.window, kept, start + self.window - self.right)
+
+    def index(self, position: int) -> int:  # type: ignore[override]
+        """The window that keeps frame position `position`."""
+        first_end = self.window - self.right
+        i = 0 if position < first_end or len(self) == 1 else 1 + (position - first_end) // self.stride
+        return min(i, len(self) - 1)
+
+
+def frame_layout(length: int, window: int, context: int, causal: bool) -> list[tuple[int, int, int, int]]:
+    """All windows of a frame as a list (see `Layout`)."""
+    return list(Layout(length, window, context, causal))
 
 
 @dataclass(frozen=True)
@@ -90,6 +130,37 @@ def region_frame(chrom: str, start: int, end: int, strand: str, chrom_length: in
     return Frame(chrom, "-", min(origin, chrom_length), length)
 
 
+@dataclass(frozen=True)
+class RegionTiles(Sequence[Tile]):
+    """The tiles of one region on one strand, in reading order, made on demand from the frame's layout."""
+
+    start: int
+    end: int
+    frame: Frame
+    layout: Layout
+
+    def __len__(self) -> int:
+        return len(self.layout)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        ws, we, ks, ke = self.layout[i]
+        a, b = self.frame.genomic(ws, we)
+        ka, kb = self.frame.genomic(ks, ke)
+        # the frame may reach past the region by part of a k-mer: never by a whole kept range
+        return Tile(self.frame.chrom, a, b, self.frame.strand, max(ka, self.start), min(kb, self.end))
+
+    def covering(self, start: int, end: int) -> range:
+        """Indices of the tiles that keep bases of genomic [start, end) (a part of the region)."""
+        if self.frame.strand == "+":
+            first, last = start - self.frame.origin, end - 1 - self.frame.origin
+        else:
+            first, last = self.frame.origin - end, self.frame.origin - 1 - start
+        first, last = max(first, 0), min(last, self.frame.length - 1)
+        return range(self.layout.index(first), self.layout.index(last) + 1)
+
+
 def tile_region(
     chrom: str,
     start: int,
@@ -100,19 +171,12 @@ def tile_region(
     context: int,
     causal: bool,
     k: int = 1,
-) -> list[Tile]:
+) -> RegionTiles:
     """Model windows covering region [start, end) on `strand`, in reading order; see the module docstring."""
     if window % k or context % k:
         raise ValueError(f"window {window} and context {context} must be multiples of the k-mer size {k}")
     frame = region_frame(chrom, start, end, strand, chrom_length, k)
-    tiles = []
-    for ws, we, ks, ke in frame_layout(frame.length, window, context, causal):
-        a, b = frame.genomic(ws, we)
-        ka, kb = frame.genomic(ks, ke)
-        ka, kb = max(ka, start), min(kb, end)  # the frame may reach past the region by part of a k-mer
-        if ka < kb:
-            tiles.append(Tile(chrom, a, b, strand, ka, kb))
-    return tiles
+    return RegionTiles(start, end, frame, Layout(frame.length, window, context, causal))
 
 
 def kept_bases(tile: Tile, per_base: np.ndarray) -> np.ndarray:

@@ -160,7 +160,8 @@ def track(
         for i in mine:
             chunk = chunks[i]
             values, _ = chunk_outputs(runner, genome, chunk, targets[chunk.region], tiling, outputs, 2, strands)
-            parts.save(i, {"chrom": np.array(chunk.tiles[0].chrom), "start": np.array(chunk.start), "values": values})
+            chrom = targets[chunk.region].chrom
+            parts.save(i, {"chrom": np.array(chrom), "start": np.array(chunk.start), "values": values})
             bar.update(chunk.end - chunk.start)
     if rank != 0:
         return outs
