@@ -45,7 +45,7 @@ def test_base_information_matches_brute_force_over_kmer_strings() -> None:
         p = {s: math.exp(log_probs[0, t, i]) for i, s in enumerate(kmers)}
         word = kmers[targets[0, t]]
         for j in range(k):
-            mass = lambda prefix: sum(v for s, v in p.items() if s.startswith(prefix))
+            mass = lambda prefix, p=p: sum(v for s, v in p.items() if s.startswith(prefix))
             below = 1.0 if j == 0 else mass(word[:j])
             assert ic[0, t, j].item() == pytest.approx(-math.log2(mass(word[: j + 1]) / below), rel=1e-5)
             q = np.array([mass(word[:j] + b) for b in "ACGT"])
