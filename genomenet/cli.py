@@ -74,6 +74,8 @@ def add_inference_arguments(parser: argparse.ArgumentParser, out_help: str) -> N
                         help="autocast: auto is bf16 on a GPU and float32 on the CPU")
     parser.add_argument("--cache-dir", default=None, help="prepared-genome cache (default: $GENOMENET_CACHE or "
                         "~/.cache/genomenet)")
+    parser.add_argument("--sequence-parallel", type=int, default=1, help="under torchrun: split each window over "
+                        "groups of this many processes (for windows longer than one device holds)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -98,7 +100,7 @@ def embed_main(argv: list[str]) -> int:
     options = EmbedOptions(per, args.bin_size, args.pooling, args.layer, args.reverse_complement, args.window,
                            args.context, args.dtype)
     out = embed(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
-                args.batch_size, args.cache_dir, progress=not args.quiet)
+                args.batch_size, args.cache_dir, progress=not args.quiet, sequence_parallel=args.sequence_parallel)
     print(f"embeddings: {out}")
     return 0
 
@@ -116,7 +118,7 @@ def track_main(argv: list[str]) -> int:
 
     options = TrackOptions(args.strand, args.entropy, args.window, args.context)
     outs = track(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
-                 args.batch_size, args.cache_dir, progress=not args.quiet)
+                 args.batch_size, args.cache_dir, progress=not args.quiet, sequence_parallel=args.sequence_parallel)
     for out in outs:
         print(f"track: {out}")
     return 0

@@ -76,3 +76,12 @@ class DilatedMultiheadAttention(nn.Module):
         out = dilated_attention(q, k, v, self.segment_lengths, self.dilation_rates, causal=self.causal,
                                 group=self.process_group, key_padding_mask=key_padding_mask, backend=self.backend)
         return self.out(out.reshape(b, n, -1))
+
+
+def apply_sequence_parallel(module: nn.Module, group) -> int:
+    """Hand ``group`` to every dilated attention layer of ``module`` (None: back to one device); returns how many
+    layers took it."""
+    layers = [m for m in module.modules() if isinstance(m, DilatedMultiheadAttention)]
+    for layer in layers:
+        layer.process_group = group
+    return len(layers)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from tqdm import tqdm
 
 import genomenet
 from genomenet.data.cache import prepare
@@ -23,7 +22,7 @@ from genomenet.data.intervals import Region
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.inference import store
 from genomenet.inference.chunks import Chunk, Tiling, chunk_outputs, plan_chunks
-from genomenet.inference.parts import PartStore, my_chunks, rank_and_world
+from genomenet.inference.parts import PartStore, join_workers, run_chunks
 from genomenet.inference.regions import file_sha256, target_regions
 from genomenet.inference.runner import InferenceModel, hidden_outputs, weights_sha256
 
@@ -140,11 +139,13 @@ def embed(
     batch_size: int = 8,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    sequence_parallel: int = 1,
 ) -> Path:
     """Embed `fasta` (whole chromosomes, or the BED `regions`) with `model` into the HDF5 file `out`.
 
     Resumable: rerunning after an interruption computes only the missing chunks, and the file is the one an
     uninterrupted run writes. Under torchrun (RANK / WORLD_SIZE) the processes split the chunks; rank 0 writes `out`.
+    `sequence_parallel` > 1: groups of that many processes split each window among them.
     """
     out, options = Path(out), options or EmbedOptions(per="region" if regions else "tile")
     if out.suffix not in (".h5", ".hdf5"):
@@ -164,22 +165,19 @@ def embed(
     row_starts = np.concatenate([[0], np.cumsum([rows_of(r, options) for r in targets])])
     parts = PartStore(out, manifest)
     parts.open()
-    rank, world = rank_and_world()
-    outputs = hidden_outputs(runner, options.layer)
-    mine = [i for i in my_chunks(len(chunks), rank, world) if not parts.done(i)]
-    total = sum(chunks[i].end - chunks[i].start for i in mine)
-    desc = f"embed {Path(fasta).name}" + (f" (rank {rank}/{world})" if world > 1 else "")
-    with tqdm(total=total, unit="bp", unit_scale=True, desc=desc, disable=not progress, file=sys.stderr) as bar:
-        for i in mine:
-            chunk = chunks[i]
-            region = targets[chunk.region]
-            values, real = chunk_outputs(runner, genome, chunk, region, tiling_of(options, runner), outputs, d,
-                                         strands_of(region, options))
-            parts.save(i, pool_chunk(values, real, chunk, region, int(row_starts[chunk.region]), options))
-            bar.update(chunk.end - chunk.start)
-    if rank != 0:
+    workers = join_workers(sequence_parallel, runner.device)
+    runner.use_sequence_group(workers.group, options.window)
+    outputs, tiling = hidden_outputs(runner, options.layer), tiling_of(options, runner)
+
+    def compute(i: int) -> dict[str, np.ndarray]:
+        chunk = chunks[i]
+        region = targets[chunk.region]
+        values, real = chunk_outputs(runner, genome, chunk, region, tiling, outputs, d, strands_of(region, options))
+        return pool_chunk(values, real, chunk, region, int(row_starts[chunk.region]), options)
+
+    sizes = [c.end - c.start for c in chunks]
+    if not run_chunks(parts, sizes, workers, compute, f"embed {Path(fasta).name}", progress):
         return out
-    parts.wait_for(len(chunks))
     attrs = {
         "format": store.FORMAT,
         "genomenet_version": genomenet.__version__,

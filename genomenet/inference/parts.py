@@ -8,7 +8,8 @@ anything different is refused instead of mixed in. The final output is assembled
 which makes it the same file whether the run was interrupted or not, and whichever process computed which chunk.
 
 Several processes (torchrun, or any launcher that sets RANK and WORLD_SIZE) split the chunks round robin; rank 0
-waits for all parts and assembles the output.
+waits for all parts and assembles the output. With sequence parallelism, groups of processes share each window and
+the groups split the chunks.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from genomenet.errors import InputFileError
+from genomenet.errors import ConfigError, InputFileError
 
 MANIFEST = "manifest.json"
 
@@ -112,3 +117,63 @@ def rank_and_world() -> tuple[int, int]:
 def my_chunks(count: int, rank: int, world: int) -> list[int]:
     """The chunks this rank computes: every world-th one, from its rank."""
     return list(range(rank, count, world))
+
+
+@dataclass
+class Workers:
+    """How the processes of a job share it: each worker is one process, or a sequence group of processes that run
+    every window split among them (its first rank saves the worker's parts)."""
+
+    rank: int
+    index: int
+    count: int
+    group: Any = None
+
+    @property
+    def leader(self) -> bool:
+        import torch.distributed as dist
+
+        return self.group is None or dist.get_rank(self.group) == 0
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        if self.group is not None:
+            dist.barrier()
+
+
+def join_workers(sequence_parallel: int, device) -> Workers:
+    """This process's place in the job; with sequence_parallel > 1, the process group (gloo on CPU, NCCL on GPUs)
+    is set up from torchrun's environment and consecutive ranks form sequence groups."""
+    rank, world = rank_and_world()
+    if sequence_parallel < 1 or world % sequence_parallel:
+        raise ConfigError(f"--sequence-parallel {sequence_parallel} must divide the {world} processes "
+                          "(launch with torchrun --nproc-per-node N)")
+    if sequence_parallel == 1:
+        return Workers(rank, rank, world)
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
+    groups = [dist.new_group(list(range(g, g + sequence_parallel))) for g in range(0, world, sequence_parallel)]
+    return Workers(rank, rank // sequence_parallel, world // sequence_parallel, groups[rank // sequence_parallel])
+
+
+def run_chunks(parts: PartStore, sizes: list[int], workers: Workers, compute, desc: str, progress: bool) -> bool:
+    """Compute and save this worker's missing chunks (`compute(i)` -> arrays of part i; `sizes[i]`: its bases, for
+    the progress bar). Returns True on the rank that then assembles the output, once every part is there."""
+    mine = [i for i in my_chunks(len(sizes), workers.index, workers.count) if not parts.done(i)]
+    workers.barrier()  # the ranks of a group agree on the chunks before any is saved
+    shown = progress and workers.leader
+    label = desc + (f" (worker {workers.index + 1}/{workers.count})" if workers.count > 1 else "")
+    with tqdm(total=sum(sizes[i] for i in mine), unit="bp", unit_scale=True, desc=label, disable=not shown,
+              file=sys.stderr) as bar:
+        for i in mine:
+            arrays = compute(i)
+            if workers.leader:
+                parts.save(i, arrays)
+            bar.update(sizes[i])
+    if workers.rank != 0:
+        return False
+    parts.wait_for(len(sizes))
+    return True

@@ -12,11 +12,15 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
+from genomenet.attention.module import apply_sequence_parallel
+from genomenet.attention.sequence_parallel import all_gather_into
 from genomenet.data.cache import PreparedGenome
 from genomenet.data.tokenizers import KmerTokenizer, make_tokenizer, reverse_complement_packed
 from genomenet.errors import ConfigError, InputFileError
@@ -73,6 +77,9 @@ class InferenceModel:
     device: torch.device
     dtype: torch.dtype | None
     batch_size: int = 8
+    group: Any = None
+    """A sequence-parallel process group: each window whose tokens split evenly over its ranks is split, each rank
+    runs its chunk through `dilated_attention(..., group=)`, and the chunks' outputs are gathered on every rank."""
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", precision: str = "auto", batch_size: int = 8):
@@ -100,10 +107,58 @@ class InferenceModel:
             return max(self.model.cfg.segment_lengths) * self.k
         raise ConfigError("this model does not record its training window and has dense attention: give --window")
 
+    def use_sequence_group(self, group, window: int) -> None:
+        """Split each window over `group` from now on (None: one device); creates the attention's process groups on
+        every rank at once with one warm-up window, since creating a process group involves every rank."""
+        if group is None:
+            return
+        size = dist.get_world_size(group)
+        if apply_sequence_parallel(self.model, None) == 0:
+            raise ConfigError("--sequence-parallel needs a model with dilated attention; this one is dense")
+        if (window // self.k) % size:
+            raise ConfigError(f"--window {window} gives {window // self.k} tokens, not a multiple of "
+                              f"--sequence-parallel {size}")
+        self.group = group
+        try:
+            with torch.inference_mode(), self.autocast():
+                self.hidden(torch.zeros(1, window // self.k, dtype=torch.long, device=self.device), None)
+        except ValueError as err:  # a segment that cannot be split over the group
+            raise ConfigError(f"--sequence-parallel {size}: {err}") from None
+
+    def hidden(self, ids: Tensor, padding: Tensor | None, layer: int | None = None) -> Tensor:
+        """Hidden states (b, n, d) of whole windows (split over the sequence group when there is one)."""
+        return self._whole(lambda x, pos: self.model.hidden_states(x, padding, pos, layer), ids, padding)
+
+    def logits(self, ids: Tensor, padding: Tensor | None) -> Tensor:
+        """Logits (b, n, vocab) of whole windows (split over the sequence group when there is one)."""
+        return self._whole(lambda x, pos: self.model(x, padding, pos), ids, padding)
+
+    def _whole(self, run: Callable[[Tensor, Tensor | None], Tensor], ids: Tensor, padding: Tensor | None) -> Tensor:
+        if self.group is None or padding is not None or ids.shape[1] % dist.get_world_size(self.group):
+            return run(ids, None)  # one device (short windows are padded, or do not split evenly: run them whole)
+        return sequence_parallel_call(self.model, self.group, run, ids)
+
     def autocast(self):
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+def sequence_parallel_call(model: LongNet, group, run, ids: Tensor) -> Tensor:
+    """`run(chunk ids, global positions)` on this rank's chunk of each window, with the model's attention split over
+    `group`; the ranks' outputs gathered back into whole windows (b, n, ...)."""
+    size, rank = dist.get_world_size(group), dist.get_rank(group)
+    b, n = ids.shape
+    chunk = n // size
+    positions = torch.arange(rank * chunk, (rank + 1) * chunk, device=ids.device)
+    apply_sequence_parallel(model, group)
+    try:
+        local = run(ids[:, rank * chunk : (rank + 1) * chunk].contiguous(), positions).contiguous()  # (b, c, ...)
+    finally:
+        apply_sequence_parallel(model, None)
+    gathered = local.new_empty((size * b, *local.shape[1:]))
+    all_gather_into(gathered, local, group=group)                                   # (size * b, c, ...)
+    return gathered.unflatten(0, (size, b)).movedim(0, 1).flatten(1, 2)              # (b, n, ...)
 
 
 def tile_tokens(genome: PreparedGenome, tile: Tile, tokenizer: KmerTokenizer) -> np.ndarray:
@@ -168,7 +223,7 @@ def hidden_outputs(runner: InferenceModel, layer: int | None = None) -> BaseOutp
 
     def outputs(ids: Tensor, real: Tensor) -> Tensor:
         padding = ids == pad
-        hidden = model.hidden_states(ids, key_padding_mask=padding if bool(padding.any()) else None, layer=layer)
+        hidden = runner.hidden(ids, padding if bool(padding.any()) else None, layer)
         return hidden.repeat_interleave(k, dim=1) if k > 1 else hidden
 
     return outputs

@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from genomenet.data.cache import prepare
 from genomenet.data.intervals import Region
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.inference.chunks import Tiling, chunk_outputs, plan_chunks
-from genomenet.inference.parts import PartStore, my_chunks, rank_and_world
+from genomenet.inference.parts import PartStore, join_workers, run_chunks
 from genomenet.inference.regions import file_sha256, target_regions
 from genomenet.inference.runner import BaseOutputs, InferenceModel, weights_sha256
 
@@ -75,20 +73,20 @@ def base_information(log_probs: Tensor, targets: Tensor, k: int) -> tuple[Tensor
 
 def information_outputs(runner: InferenceModel) -> BaseOutputs:
     """Per-base (information content, entropy) of each window, NaN where there is no prediction."""
-    model, tok, k = runner.model, runner.tokenizer, runner.k
+    tok, k = runner.tokenizer, runner.k
 
     def outputs(ids: Tensor, real: Tensor) -> Tensor:
         padding = ids == tok.pad_id
         mask = padding if bool(padding.any()) else None
-        if model.causal:
-            log_probs = torch.log_softmax(model(ids, key_padding_mask=mask).float(), -1)[:, :-1]
+        if runner.causal:
+            log_probs = torch.log_softmax(runner.logits(ids, mask).float(), -1)[:, :-1]
             targets, scored = ids[:, 1:], real[:, 1:]
             ic, ent = base_information(log_probs, targets.clamp_max(4**k - 1), k)
             first = torch.full_like(ic[:, :1], math.nan)
             ic, ent = torch.cat([first, ic], 1), torch.cat([first, ent], 1)
             scored = torch.cat([torch.zeros_like(scored[:, :1]), scored], 1)
         else:
-            log_probs = masked_log_probs(model, ids, mask, tok.mask_id, runner.batch_size)
+            log_probs = masked_log_probs(runner, ids, mask)
             ic, ent = base_information(log_probs, ids.clamp_max(4**k - 1), k)
             scored = real
         nan = torch.full_like(ic, math.nan)
@@ -98,18 +96,19 @@ def information_outputs(runner: InferenceModel) -> BaseOutputs:
     return outputs
 
 
-def masked_log_probs(model, ids: Tensor, mask: Tensor | None, mask_id: int, batch: int) -> Tensor:
+def masked_log_probs(runner: InferenceModel, ids: Tensor, mask: Tensor | None) -> Tensor:
     """Log-probabilities (b, n, vocab) of each token with only that token masked: one forward pass per token."""
     b, n = ids.shape
-    out = torch.empty(b, n, model.cfg.vocab_size, device=ids.device)
+    out = torch.empty(b, n, runner.model.cfg.vocab_size, device=ids.device)
     for row in range(b):
-        for first in range(0, n, batch):
-            positions = torch.arange(first, min(n, first + batch), device=ids.device)
+        for first in range(0, n, runner.batch_size):
+            positions = torch.arange(first, min(n, first + runner.batch_size), device=ids.device)
+            which = torch.arange(len(positions), device=ids.device)
             inputs = ids[row].repeat(len(positions), 1)
-            inputs[torch.arange(len(positions)), positions] = mask_id
+            inputs[which, positions] = runner.tokenizer.mask_id
             pad = None if mask is None else mask[row].repeat(len(positions), 1)
-            logits = model(inputs, key_padding_mask=pad).float()
-            out[row, positions] = torch.log_softmax(logits[torch.arange(len(positions)), positions], -1)
+            logits = runner.logits(inputs, pad).float()
+            out[row, positions] = torch.log_softmax(logits[which, positions], -1)
     return out
 
 
@@ -136,6 +135,7 @@ def track(
     batch_size: int = 8,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    sequence_parallel: int = 1,
 ) -> list[Path]:
     """Write the information-content track (and the entropy track) of `fasta` or its BED `regions`; returns the
     files written. Resumable, and split over processes, like `embed`."""
@@ -151,21 +151,20 @@ def track(
     chunks = plan_chunks(genome, targets, tiling, max(tiling.window, CHUNK_BASES))
     parts = PartStore(out, manifest)
     parts.open()
-    rank, world = rank_and_world()
-    mine = [i for i in my_chunks(len(chunks), rank, world) if not parts.done(i)]
+    workers = join_workers(sequence_parallel, runner.device)
+    runner.use_sequence_group(workers.group, tiling.window)
     strands = {"+": ("+",), "-": ("-",), "both": ("+", "-")}[options.strand]
     outputs = information_outputs(runner)
-    with tqdm(total=sum(chunks[i].end - chunks[i].start for i in mine), unit="bp", unit_scale=True,
-              desc=f"track {Path(fasta).name}", disable=not progress, file=sys.stderr) as bar:
-        for i in mine:
-            chunk = chunks[i]
-            values, _ = chunk_outputs(runner, genome, chunk, targets[chunk.region], tiling, outputs, 2, strands)
-            chrom = targets[chunk.region].chrom
-            parts.save(i, {"chrom": np.array(chrom), "start": np.array(chunk.start), "values": values})
-            bar.update(chunk.end - chunk.start)
-    if rank != 0:
+
+    def compute(i: int) -> dict[str, np.ndarray]:
+        chunk = chunks[i]
+        region = targets[chunk.region]
+        values, _ = chunk_outputs(runner, genome, chunk, region, tiling, outputs, 2, strands)
+        return {"chrom": np.array(region.chrom), "start": np.array(chunk.start), "values": values}
+
+    sizes = [c.end - c.start for c in chunks]
+    if not run_chunks(parts, sizes, workers, compute, f"track {Path(fasta).name}", progress):
         return outs
-    parts.wait_for(len(chunks))
     write_tracks(outs, parts, len(chunks), genome.lengths, Path(model).name)
     parts.remove()
     return outs

@@ -12,20 +12,11 @@ from typing import Any
 
 import torch
 from lightning.pytorch.strategies import DDPStrategy
-from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
 
-from genomenet.attention.module import DilatedMultiheadAttention
+from genomenet.attention.module import apply_sequence_parallel
 from genomenet.attention.sequence_parallel import all_gather_into
 from genomenet.errors import ConfigError
-
-
-def apply_sequence_parallel(module: nn.Module, group) -> int:
-    """Hand ``group`` to every dilated attention layer of ``module``; returns how many layers took it."""
-    layers = [m for m in module.modules() if isinstance(m, DilatedMultiheadAttention)]
-    for layer in layers:
-        layer.process_group = group
-    return len(layers)
 
 
 class SequenceParallelStrategy(DDPStrategy):
