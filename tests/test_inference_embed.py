@@ -243,3 +243,23 @@ def _spawn_two(model_dir: Path, out: Path, cache: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", code, str(rank), str(model_dir), str(out), str(cache)],
                               cwd=Path(__file__).resolve().parents[1]) for rank in (1, 0)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
+
+
+def test_short_regions_are_batched_together_and_unstranded_ones_stay_unstranded(tmp_path, cache_dir,
+                                                                                monkeypatch) -> None:
+    from genomenet.inference.runner import InferenceModel
+
+    model_dir = tiny_model(tmp_path / "model", "causal", 1, window=128)
+    rows = [(CHR20_NAME, 2000 + 300 * i, 2100 + 300 * i + i, f"r{i}", 0, "+-."[i % 3]) for i in range(10)]
+    bed = write_bed(tmp_path / "r.bed", rows)
+    calls, real_hidden = [], InferenceModel.hidden
+    monkeypatch.setattr(InferenceModel, "hidden", lambda self, ids, *a: (calls.append(ids.shape), real_hidden(
+        self, ids, *a))[1])
+    got = read_embeddings(embed(model_dir, CHR20, tmp_path / "e.h5", bed, cache_dir=cache_dir, batch_size=8,
+                                progress=False))
+    assert [shape[0] for shape in calls] == [8, 2]                  # ten windows, two forward passes
+    assert got.coords["strand"].tolist() == ["+-."[i % 3] for i in range(10)]
+    assert got.coords["name"].tolist() == [f"r{i}" for i in range(10)]
+    alone = read_embeddings(embed(model_dir, CHR20, tmp_path / "one.h5", write_bed(tmp_path / "one.bed", rows[4:5]),
+                                  cache_dir=cache_dir, progress=False))
+    np.testing.assert_allclose(got.embeddings[4], alone.embeddings[0], rtol=1e-5, atol=1e-5)  # padding is invisible

@@ -32,11 +32,16 @@ class Region:
     end: int
     name: str = ""
     strand: str = "+"
-    """'+' or '-'; '.' in the BED (no strand) reads as '+'."""
+    """'+', '-', or '.' (no strand: read as '+')."""
 
     @property
     def length(self) -> int:
         return self.end - self.start
+
+    @property
+    def reading_strand(self) -> str:
+        """The strand a model reads: '-' reverse complements, '+' and '.' read the sequence as given."""
+        return "-" if self.strand == "-" else "+"
 
 
 def read_bed(path: str | os.PathLike, lengths: dict[str, int] | None = None) -> list[Interval]:
@@ -112,7 +117,7 @@ def _parse_line(path: Path, number: int, line: str, lengths: dict[str, int] | No
     strand = fields[5].strip() if len(fields) > 5 else "+"
     if strand not in ("+", "-", "."):
         raise InputFileError(f"{where}: strand (column 6) must be '+', '-' or '.', got {strand!r}")
-    return Region(chrom, start, end, name, "-" if strand == "-" else "+")
+    return Region(chrom, start, end, name, strand)
 
 
 def merge(intervals: list[Interval]) -> list[Interval]:

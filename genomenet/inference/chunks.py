@@ -7,6 +7,7 @@ in it. Chunks name their tiles by index, so planning a genome holds no list of i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,11 +16,11 @@ from genomenet.data.cache import PreparedGenome
 from genomenet.data.intervals import Region
 from genomenet.errors import InputFileError
 from genomenet.inference.runner import BaseOutputs, InferenceModel, run_tiles
-from genomenet.inference.tiling import RegionTiles, tile_region
+from genomenet.inference.tiling import RegionTiles, Tile, tile_region
 
 
 @dataclass(frozen=True)
-class Chunk:
+class Piece:
     """Tiles `first` to `stop` (exclusive) of region number `region` on `strand`; they keep genomic [start, end)."""
 
     region: int
@@ -28,6 +29,18 @@ class Chunk:
     stop: int
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Pieces of consecutive regions, in order: a long region is cut into several chunks, short ones share one (so
+    their windows are batched together)."""
+
+    pieces: tuple[Piece, ...]
+
+    @property
+    def bases(self) -> int:
+        return sum(p.end - p.start for p in self.pieces)
 
 
 @dataclass(frozen=True)
@@ -48,17 +61,24 @@ class Tiling:
 
 
 def plan_chunks(genome: PreparedGenome, regions: list[Region], tiling: Tiling, max_bases: int) -> list[Chunk]:
-    """Each region's tiles (on its strand, in reading order) in groups of max_bases // window (at least one).
-    Depends only on the inputs and options, so a rerun plans the same chunks; holds no tile lists."""
+    """Regions' tiles (on each region's reading strand, in order) in chunks of max_bases // window tiles (at least
+    one). Depends only on the inputs and options, so a rerun plans the same chunks; holds no tile lists."""
     per_chunk = max(1, max_bases // tiling.window)
-    chunks = []
+    chunks, pieces, filled = [], [], 0
     for index, region in enumerate(regions):
-        tiles = tiling.tiles(genome, region, region.strand)
-        for first in range(0, len(tiles), per_chunk):
-            stop = min(first + per_chunk, len(tiles))
+        tiles = tiling.tiles(genome, region, region.reading_strand)
+        first = 0
+        while first < len(tiles):
+            stop = min(len(tiles), first + per_chunk - filled)
             a, b = tiles[first], tiles[stop - 1]
             start, end = min(a.keep_start, b.keep_start), max(a.keep_end, b.keep_end)
-            chunks.append(Chunk(index, region.strand, first, stop, start, end))
+            pieces.append(Piece(index, region.reading_strand, first, stop, start, end))
+            filled, first = filled + stop - first, stop
+            if filled == per_chunk:
+                chunks.append(Chunk(tuple(pieces)))
+                pieces, filled = [], 0
+    if pieces:
+        chunks.append(Chunk(tuple(pieces)))
     return chunks
 
 
@@ -66,27 +86,35 @@ def chunk_outputs(
     runner: InferenceModel,
     genome: PreparedGenome,
     chunk: Chunk,
-    region: Region,
+    regions: list[Region],
     tiling: Tiling,
     outputs: BaseOutputs,
     channels: int,
-    strands: tuple[str, ...] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-base outputs (n, channels) of the chunk's range in genomic order, and which bases are real (not N).
+    strands: Callable[[Piece], tuple[str, ...]] | None = None,
+) -> list[tuple[Piece, np.ndarray, np.ndarray]]:
+    """Per piece: its per-base outputs (n, channels) in genomic order, and which bases are real (not N).
 
-    `strands`: the strands to read the range on (default: the chunk's own); with two, the mean of their outputs, and
-    a base is real when it is on both.
+    `strands(piece)`: the strands to read it on (default: its own); with two, the mean of their outputs, and a base
+    is real when it is on both. All the chunk's windows are batched together, shortest first.
     """
-    start, end = chunk.start, chunk.end
-    total, real = np.zeros((end - start, channels), dtype=np.float32), np.ones(end - start, dtype=bool)
-    for strand in strands or (chunk.strand,):
-        on_strand = tiling.tiles(genome, region, strand)
-        indices = range(chunk.first, chunk.stop) if strand == chunk.strand else on_strand.covering(start, end)
-        tiles = [on_strand[i] for i in indices]
-        mask = np.zeros(end - start, dtype=bool)
-        for tile, kept, kept_real in run_tiles(runner, genome, tiles, outputs, channels):
-            a, b = max(tile.keep_start, start), min(tile.keep_end, end)
-            total[a - start : b - start] += kept[a - tile.keep_start : b - tile.keep_start]
-            mask[a - start : b - start] = kept_real[a - tile.keep_start : b - tile.keep_start]
-        real &= mask
-    return total / len(strands or (chunk.strand,)), real
+    reads = [strands(p) if strands else (p.strand,) for p in chunk.pieces]
+    jobs = [(i, strand, tile) for i, p in enumerate(chunk.pieces) for strand in reads[i]
+            for tile in _piece_tiles(genome, p, regions[p.region], tiling, strand)]
+    jobs.sort(key=lambda job: job[2].length)  # stable: the same batches on every run
+    totals = [np.zeros((p.end - p.start, channels), dtype=np.float32) for p in chunk.pieces]
+    masks = {(i, s): np.zeros(p.end - p.start, dtype=bool) for i, p in enumerate(chunk.pieces) for s in reads[i]}
+    for (i, strand, _), (tile, kept, kept_real) in zip(jobs, run_tiles(runner, genome, [j[2] for j in jobs],
+                                                                      outputs, channels)):
+        p = chunk.pieces[i]
+        a, b = max(tile.keep_start, p.start), min(tile.keep_end, p.end)
+        totals[i][a - p.start : b - p.start] += kept[a - tile.keep_start : b - tile.keep_start]
+        masks[i, strand][a - p.start : b - p.start] = kept_real[a - tile.keep_start : b - tile.keep_start]
+    return [(p, totals[i] / len(reads[i]), np.logical_and.reduce([masks[i, s] for s in reads[i]]))
+            for i, p in enumerate(chunk.pieces)]
+
+
+def _piece_tiles(genome: PreparedGenome, piece: Piece, region: Region, tiling: Tiling, strand: str) -> list[Tile]:
+    """The piece's own tiles, or the other strand's tiles that keep bases of its range."""
+    on_strand = tiling.tiles(genome, region, strand)
+    indices = range(piece.first, piece.stop) if strand == piece.strand else on_strand.covering(piece.start, piece.end)
+    return [on_strand[i] for i in indices]

@@ -21,7 +21,7 @@ from genomenet.data.cache import prepare
 from genomenet.data.intervals import Region
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.inference import store
-from genomenet.inference.chunks import Chunk, Tiling, chunk_outputs, plan_chunks
+from genomenet.inference.chunks import Piece, Tiling, chunk_outputs, plan_chunks
 from genomenet.inference.parts import PartStore, join_workers, run_chunks
 from genomenet.inference.regions import file_sha256, target_regions
 from genomenet.inference.runner import InferenceModel, hidden_outputs, weights_sha256
@@ -86,19 +86,22 @@ def tiling_of(options: EmbedOptions, runner: InferenceModel) -> Tiling:
     return Tiling(options.window, options.context, runner.causal, runner.k)
 
 
-def strands_of(region: Region, options: EmbedOptions) -> tuple[str, ...]:
-    """The region's strand, and the other one too when averaging over both."""
-    other = "-" if region.strand == "+" else "+"
-    return (region.strand, other) if options.reverse_complement == "average" else (region.strand,)
+def strands_of(options: EmbedOptions):
+    """The strands each piece is read on: its own, and the other one too when averaging over both."""
+    def strands(piece: Piece) -> tuple[str, ...]:
+        other = "-" if piece.strand == "+" else "+"
+        return (piece.strand, other) if options.reverse_complement == "average" else (piece.strand,)
+
+    return strands
 
 
-def pool_chunk(values: np.ndarray, real: np.ndarray, chunk: Chunk, region: Region, row0: int, o: EmbedOptions):
-    """Partial rows of a chunk: row ids, pooled sums (or maxima) over its real bases, and their counts."""
-    if region.strand == "-":  # reading order: the region's end first
+def pool_piece(values: np.ndarray, real: np.ndarray, piece: Piece, region: Region, row0: int, o: EmbedOptions):
+    """Partial rows of a piece: row ids, pooled sums (or maxima) over its real bases, and their counts."""
+    if piece.strand == "-":  # reading order: the region's end first
         values, real = values[::-1], real[::-1]
-        first = region.end - chunk.end
+        first = region.end - piece.end
     else:
-        first = chunk.start - region.start
+        first = piece.start - region.start
     offsets = np.arange(first, first + len(real))
     bins = np.zeros(len(real), dtype=np.int64) if o.per == "region" else offsets // o.bin_size
     rows = np.unique(bins)
@@ -170,12 +173,12 @@ def embed(
     outputs, tiling = hidden_outputs(runner, options.layer), tiling_of(options, runner)
 
     def compute(i: int) -> dict[str, np.ndarray]:
-        chunk = chunks[i]
-        region = targets[chunk.region]
-        values, real = chunk_outputs(runner, genome, chunk, region, tiling, outputs, d, strands_of(region, options))
-        return pool_chunk(values, real, chunk, region, int(row_starts[chunk.region]), options)
+        pooled = [pool_piece(values, real, piece, targets[piece.region], int(row_starts[piece.region]), options)
+                  for piece, values, real in chunk_outputs(runner, genome, chunks[i], targets, tiling, outputs, d,
+                                                           strands_of(options))]
+        return {key: np.concatenate([p[key] for p in pooled]) for key in ("rows", "pooled", "counts")}
 
-    sizes = [c.end - c.start for c in chunks]
+    sizes = [c.bases for c in chunks]
     if not run_chunks(parts, sizes, workers, compute, f"embed {Path(fasta).name}", progress):
         return out
     attrs = {

@@ -157,12 +157,13 @@ def track(
     outputs = information_outputs(runner)
 
     def compute(i: int) -> dict[str, np.ndarray]:
-        chunk = chunks[i]
-        region = targets[chunk.region]
-        values, _ = chunk_outputs(runner, genome, chunk, region, tiling, outputs, 2, strands)
-        return {"chrom": np.array(region.chrom), "start": np.array(chunk.start), "values": values}
+        pieces = chunk_outputs(runner, genome, chunks[i], targets, tiling, outputs, 2, lambda piece: strands)
+        return {"chroms": np.array([targets[p.region].chrom for p, _, _ in pieces]),
+                "starts": np.array([p.start for p, _, _ in pieces]),
+                "lengths": np.array([p.end - p.start for p, _, _ in pieces]),
+                "values": np.concatenate([values for _, values, _ in pieces])}
 
-    sizes = [c.end - c.start for c in chunks]
+    sizes = [c.bases for c in chunks]
     if not run_chunks(parts, sizes, workers, compute, f"track {Path(fasta).name}", progress):
         return outs
     write_tracks(outs, parts, len(chunks), genome.lengths, Path(model).name)
@@ -207,8 +208,10 @@ def write_tracks(outs: list[Path], parts: PartStore, n_chunks: int, lengths: dic
     writers = [track_writer(out, f"{model} {name}", text, lengths) for out, (name, text) in zip(outs, what)]
     for i in range(n_chunks):
         part = parts.load(i)
-        for channel, writer in enumerate(writers):
-            writer.add(part["chrom"].item(), int(part["start"]), part["values"][:, channel])
+        offsets = np.r_[0, np.cumsum(part["lengths"])].tolist()
+        for j, (chrom, start) in enumerate(zip(part["chroms"].tolist(), part["starts"].tolist())):
+            for channel, writer in enumerate(writers):
+                writer.add(chrom, start, part["values"][offsets[j] : offsets[j + 1], channel])
     for writer in writers:
         writer.close()
 
