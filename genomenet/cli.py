@@ -93,12 +93,14 @@ def embed_main(argv: list[str]) -> int:
     parser.add_argument("--reverse-complement", choices=("none", "average"), default="none",
                         help="average: mean of the per-base outputs read on both strands")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="stored precision")
+    parser.add_argument("--flank", type=int, default=0, help="bases on each side of a region the model reads as "
+                        "context, not pooled (default 0: the region alone)")
     args = parser.parse_args(argv)
     from genomenet.inference.embed import EmbedOptions, embed
 
     per = args.per or ("region" if args.regions else "tile")
     options = EmbedOptions(per, args.bin_size, args.pooling, args.layer, args.reverse_complement, args.window,
-                           args.context, args.dtype)
+                           args.context, args.dtype, args.flank)
     out = embed(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
                 args.batch_size, args.cache_dir, progress=not args.quiet, sequence_parallel=args.sequence_parallel)
     print(f"embeddings: {out}")

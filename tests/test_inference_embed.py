@@ -263,3 +263,22 @@ def test_short_regions_are_batched_together_and_unstranded_ones_stay_unstranded(
     alone = read_embeddings(embed(model_dir, CHR20, tmp_path / "one.h5", write_bed(tmp_path / "one.bed", rows[4:5]),
                                   cache_dir=cache_dir, progress=False))
     np.testing.assert_allclose(got.embeddings[4], alone.embeddings[0], rtol=1e-5, atol=1e-5)  # padding is invisible
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_flanks_give_a_regions_edge_bases_context_but_are_not_pooled(tmp_path, cache_dir, strand) -> None:
+    model_dir = tiny_model(tmp_path / "model", "causal", 1, window=96)
+    bed = write_bed(tmp_path / "r.bed", [(CHR20_NAME, 3000, 3150, "r", 0, strand)])
+    got = read_embeddings(embed(model_dir, CHR20, tmp_path / "e.h5", bed, EmbedOptions(per="position", flank=200),
+                                cache_dir=cache_dir, progress=False))
+    assert len(got.embeddings) == 150 and got.coords["start"].min() == 3000
+    model = load_pretrained(model_dir).double()
+    text = (CHR20.read_text().split("\n", 1)[1]).replace("\n", "")
+    tiles = tile_region(CHR20_NAME, 3000, 3150, strand, 100_000, 96, 24, True, 1, flank=200)
+    for position in (3000, 3001, 3075, 3149):
+        tile = next(t for t in tiles if t.keep_start <= position < t.keep_end)
+        before = position - tile.start if strand == "+" else tile.end - 1 - position
+        assert before >= 24                                  # the flank is its context, even at the region's edge
+        row = position - 3000 if strand == "+" else 3149 - position
+        want = reference_base_embedding(model, text, 0, tile, position, 24)
+        np.testing.assert_allclose(got.embeddings[row], want, rtol=1e-3, atol=2e-3)

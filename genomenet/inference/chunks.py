@@ -51,11 +51,13 @@ class Tiling:
     context: int
     causal: bool
     k: int
+    flank: int = 0
+    """Bases read on each side of a region as context only."""
 
     def tiles(self, genome: PreparedGenome, region: Region, strand: str) -> RegionTiles:
         try:
             return tile_region(region.chrom, region.start, region.end, strand, genome.lengths[region.chrom],
-                               self.window, self.context, self.causal, self.k)
+                               self.window, self.context, self.causal, self.k, self.flank)
         except ValueError as err:
             raise InputFileError(f"region {region.chrom}:{region.start}-{region.end}: {err}") from None
 
@@ -67,9 +69,10 @@ def plan_chunks(genome: PreparedGenome, regions: list[Region], tiling: Tiling, m
     chunks, pieces, filled = [], [], 0
     for index, region in enumerate(regions):
         tiles = tiling.tiles(genome, region, region.reading_strand)
-        first = 0
-        while first < len(tiles):
-            stop = min(len(tiles), first + per_chunk - filled)
+        needed = tiles.covering(region.start, region.end)  # all of them, unless flanks are read
+        first = needed.start
+        while first < needed.stop:
+            stop = min(needed.stop, first + per_chunk - filled)
             a, b = tiles[first], tiles[stop - 1]
             start, end = min(a.keep_start, b.keep_start), max(a.keep_end, b.keep_end)
             pieces.append(Piece(index, region.reading_strand, first, stop, start, end))

@@ -50,6 +50,8 @@ class EmbedOptions:
     """Least context per base: left bases (causal model) or bases each side (masked); -1: window / 4 or / 8."""
     dtype: Literal["float32", "float16"] = "float32"
     """Stored precision of the embeddings."""
+    flank: int = 0
+    """Bases on each side of a region that the model reads as context (not pooled); 0: the region alone."""
 
 
 def resolve_options(options: EmbedOptions, runner: InferenceModel) -> EmbedOptions:
@@ -74,8 +76,10 @@ def resolve_options(options: EmbedOptions, runner: InferenceModel) -> EmbedOptio
         raise ConfigError(f"--layer {options.layer}: this model has layers 0..{runner.model.cfg.n_layers} (-1: last)")
     layer = runner.model.cfg.n_layers if options.layer == -1 else options.layer
     bin_size = window if options.per == "tile" else options.bin_size if options.per == "position" else 1
+    if options.flank < 0:
+        raise ConfigError(f"--flank {options.flank} must be >= 0")
     return EmbedOptions(options.per, bin_size, options.pooling, layer, options.reverse_complement,
-                        window, context, options.dtype)
+                        window, context, options.dtype, options.flank)
 
 
 def rows_of(region: Region, options: EmbedOptions) -> int:
@@ -83,7 +87,7 @@ def rows_of(region: Region, options: EmbedOptions) -> int:
 
 
 def tiling_of(options: EmbedOptions, runner: InferenceModel) -> Tiling:
-    return Tiling(options.window, options.context, runner.causal, runner.k)
+    return Tiling(options.window, options.context, runner.causal, runner.k, options.flank)
 
 
 def strands_of(options: EmbedOptions):

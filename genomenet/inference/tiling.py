@@ -171,11 +171,15 @@ def tile_region(
     context: int,
     causal: bool,
     k: int = 1,
+    flank: int = 0,
 ) -> RegionTiles:
-    """Model windows covering region [start, end) on `strand`, in reading order; see the module docstring."""
+    """Model windows covering region [start, end) on `strand`, in reading order; see the module docstring. With
+    `flank`, the model also reads up to that many bases on each side (context only: nothing there is kept), and
+    tiles that would keep only flank bases are not among `covering(start, end)`."""
     if window % k or context % k:
         raise ValueError(f"window {window} and context {context} must be multiples of the k-mer size {k}")
-    frame = region_frame(chrom, start, end, strand, chrom_length, k)
+    outer_start, outer_end = max(0, start - flank), min(chrom_length, end + flank)
+    frame = region_frame(chrom, outer_start, outer_end, strand, chrom_length, k)
     return RegionTiles(start, end, frame, Layout(frame.length, window, context, causal))
 
 
