@@ -115,10 +115,11 @@ def track_main(argv: list[str]) -> int:
                         "per base, to OUT with .entropy before its extension")
     parser.add_argument("--strand", choices=("+", "-", "both"), default="+",
                         help="read the forward strand, the reverse complement, or average both (default +)")
+    parser.add_argument("--flank", type=int, default=0, help="bases on each side of a region read as context only")
     args = parser.parse_args(argv)
     from genomenet.inference.tracks import TrackOptions, track
 
-    options = TrackOptions(args.strand, args.entropy, args.window, args.context)
+    options = TrackOptions(args.strand, args.entropy, args.window, args.context, args.flank)
     outs = track(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
                  args.batch_size, args.cache_dir, progress=not args.quiet, sequence_parallel=args.sequence_parallel)
     for out in outs:

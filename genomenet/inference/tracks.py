@@ -47,6 +47,8 @@ class TrackOptions:
     """Bases per model window (0: the model's training window)."""
     context: int = -1
     """Least context per base (as for embed); -1: window / 4 (causal) or / 8 (masked)."""
+    flank: int = 0
+    """Bases on each side of a region read as context only (no values written there)."""
 
 
 def base_information(log_probs: Tensor, targets: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -166,7 +168,7 @@ def track(
     sizes = [c.bases for c in chunks]
     if not run_chunks(parts, sizes, workers, compute, f"track {Path(fasta).name}", progress):
         return outs
-    write_tracks(outs, parts, len(chunks), genome.lengths, Path(model).name)
+    write_tracks(outs, parts, len(chunks), genome.lengths, "/".join(Path(model).resolve().parts[-2:]))
     parts.remove()
     return outs
 
@@ -182,7 +184,9 @@ def resolve_tiling(options: TrackOptions, runner: InferenceModel) -> Tiling:
         raise ConfigError(f"--window {window} must be a positive multiple of the model's k-mer size {runner.k}")
     if window - context * (1 if runner.causal else 2) < runner.k:
         raise ConfigError(f"--context {context} leaves no room in a --window of {window} bases")
-    return Tiling(window, context, runner.causal, runner.k)
+    if options.flank < 0:
+        raise ConfigError(f"--flank {options.flank} must be >= 0")
+    return Tiling(window, context, runner.causal, runner.k, options.flank)
 
 
 def output_paths(out: Path, entropy: bool) -> list[Path]:
