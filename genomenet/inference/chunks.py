@@ -14,7 +14,7 @@ import numpy as np
 
 from genomenet.data.cache import PreparedGenome
 from genomenet.data.intervals import Region
-from genomenet.errors import InputFileError
+from genomenet.errors import ConfigError, InputFileError
 from genomenet.inference.runner import BaseOutputs, InferenceModel, run_tiles
 from genomenet.inference.tiling import RegionTiles, Tile, tile_region
 
@@ -60,6 +60,22 @@ class Tiling:
                                self.window, self.context, self.causal, self.k, self.flank)
         except ValueError as err:
             raise InputFileError(f"region {region.chrom}:{region.start}-{region.end}: {err}") from None
+
+
+def resolve_tiling(runner: InferenceModel, window: int, context: int, flank: int) -> Tiling:
+    """The tiling options imply: window 0 is the model's training window, context -1 a quarter of it (causal) or an
+    eighth (masked), rounded down to whole tokens. A one-line ConfigError for what cannot work."""
+    k = runner.k
+    window = window or runner.default_window()
+    context = context if context >= 0 else (window // 4 if runner.causal else window // 8)
+    context -= context % k
+    if window < k or window % k:
+        raise ConfigError(f"--window {window} must be a positive multiple of the model's k-mer size {k}")
+    if window - context * (1 if runner.causal else 2) < k:
+        raise ConfigError(f"--context {context} leaves no room in a --window of {window} bases")
+    if flank < 0:
+        raise ConfigError(f"--flank {flank} must be >= 0")
+    return Tiling(window, context, runner.causal, k, flank)
 
 
 def plan_chunks(genome: PreparedGenome, regions: list[Region], tiling: Tiling, max_bases: int) -> list[Chunk]:

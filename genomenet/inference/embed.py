@@ -21,7 +21,7 @@ from genomenet.data.cache import prepare
 from genomenet.data.intervals import Region
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.inference import store
-from genomenet.inference.chunks import Piece, Tiling, chunk_outputs, plan_chunks
+from genomenet.inference.chunks import Piece, Tiling, chunk_outputs, plan_chunks, resolve_tiling
 from genomenet.inference.parts import PartStore, join_workers, run_chunks
 from genomenet.inference.regions import file_sha256, target_regions
 from genomenet.inference.runner import InferenceModel, hidden_outputs, weights_sha256
@@ -56,14 +56,7 @@ class EmbedOptions:
 
 def resolve_options(options: EmbedOptions, runner: InferenceModel) -> EmbedOptions:
     """Fill in the window and context the model implies, and check what cannot work (one-line ConfigError)."""
-    k = runner.k
-    window = options.window or runner.default_window()
-    context = options.context if options.context >= 0 else (window // 4 if runner.causal else window // 8)
-    context -= context % k
-    if window < k or window % k:
-        raise ConfigError(f"--window {window} must be a positive multiple of the model's k-mer size {k}")
-    if window - context * (1 if runner.causal else 2) < k:
-        raise ConfigError(f"--context {context} leaves no room in a --window of {window} bases")
+    tiling = resolve_tiling(runner, options.window, options.context, options.flank)
     if options.per not in ("region", "tile", "position") or options.pooling not in ("mean", "max"):
         raise ConfigError(f"--per {options.per!r} / --pooling {options.pooling!r}: choose region, tile or position; "
                           "mean or max")
@@ -75,11 +68,9 @@ def resolve_options(options: EmbedOptions, runner: InferenceModel) -> EmbedOptio
     if not -1 <= options.layer <= runner.model.cfg.n_layers:
         raise ConfigError(f"--layer {options.layer}: this model has layers 0..{runner.model.cfg.n_layers} (-1: last)")
     layer = runner.model.cfg.n_layers if options.layer == -1 else options.layer
-    bin_size = window if options.per == "tile" else options.bin_size if options.per == "position" else 1
-    if options.flank < 0:
-        raise ConfigError(f"--flank {options.flank} must be >= 0")
+    bin_size = tiling.window if options.per == "tile" else options.bin_size if options.per == "position" else 1
     return EmbedOptions(options.per, bin_size, options.pooling, layer, options.reverse_complement,
-                        window, context, options.dtype, options.flank)
+                        tiling.window, tiling.context, options.dtype, options.flank)
 
 
 def rows_of(region: Region, options: EmbedOptions) -> int:

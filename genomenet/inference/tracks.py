@@ -26,7 +26,7 @@ from torch import Tensor
 from genomenet.data.cache import prepare
 from genomenet.data.intervals import Region
 from genomenet.errors import ConfigError, InputFileError
-from genomenet.inference.chunks import Tiling, chunk_outputs, plan_chunks
+from genomenet.inference.chunks import chunk_outputs, plan_chunks, resolve_tiling
 from genomenet.inference.parts import PartStore, join_workers, run_chunks
 from genomenet.inference.regions import file_sha256, target_regions
 from genomenet.inference.runner import BaseOutputs, InferenceModel, weights_sha256
@@ -144,7 +144,9 @@ def track(
     out, options = Path(out), options or TrackOptions()
     outs = output_paths(out, options.entropy)
     runner = InferenceModel.load(model, device, precision, batch_size)
-    tiling = resolve_tiling(options, runner)
+    if options.strand not in ("+", "-", "both"):
+        raise ConfigError(f"--strand {options.strand!r}: choose +, - or both")
+    tiling = resolve_tiling(runner, options.window, options.context, options.flank)
     genome = prepare(fasta, cache_dir, progress=progress)
     targets = merged_regions(target_regions(genome, regions, runner.k), genome.names)
     manifest = {"command": "track", "model_sha256": weights_sha256(runner.model), "fasta_sha256": file_sha256(fasta),
@@ -171,22 +173,6 @@ def track(
     write_tracks(outs, parts, len(chunks), genome.lengths, "/".join(Path(model).resolve().parts[-2:]))
     parts.remove()
     return outs
-
-
-def resolve_tiling(options: TrackOptions, runner: InferenceModel) -> Tiling:
-    """The window and context the options or the model imply; a one-line ConfigError for what cannot work."""
-    if options.strand not in ("+", "-", "both"):
-        raise ConfigError(f"--strand {options.strand!r}: choose +, - or both")
-    window = options.window or runner.default_window()
-    context = options.context if options.context >= 0 else (window // 4 if runner.causal else window // 8)
-    context -= context % runner.k
-    if window < runner.k or window % runner.k:
-        raise ConfigError(f"--window {window} must be a positive multiple of the model's k-mer size {runner.k}")
-    if window - context * (1 if runner.causal else 2) < runner.k:
-        raise ConfigError(f"--context {context} leaves no room in a --window of {window} bases")
-    if options.flank < 0:
-        raise ConfigError(f"--flank {options.flank} must be >= 0")
-    return Tiling(window, context, runner.causal, runner.k, options.flank)
 
 
 def output_paths(out: Path, entropy: bool) -> list[Path]:
