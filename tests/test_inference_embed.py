@@ -218,67 +218,28 @@ def test_sigkill_midway_then_rerun_gives_the_uninterrupted_file(tmp_path, cache_
     assert (tmp_path / "killed.h5").read_bytes() == (tmp_path / "whole.h5").read_bytes()
 
 
-def _embed_as_rank(rank: int, world: int, model_dir: str, out: str, cache: str) -> None:
+def _embed_as_rank(rank: int, world: int, model_dir: str, out: str, cache: str, bed: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world))
     import genomenet.inference.embed as e
 
     e.CHUNK_BYTES = 40_000
-    e.embed(model_dir, CHR20, out, None, _options(), device="cpu", cache_dir=cache, progress=False)
+    e.embed(model_dir, CHR20, out, bed, _options(), device="cpu", cache_dir=cache, progress=False)
 
 
 @pytest.mark.slow
-def test_two_processes_write_the_file_one_process_writes(tmp_path, cache_dir, monkeypatch) -> None:
-    import genomenet.inference.embed as embed_module
-
+def test_two_processes_write_the_file_one_process_writes(tmp_path, cache_dir) -> None:
     model_dir = tiny_model(tmp_path / "model", "causal", 1, window=128)
-    monkeypatch.setattr(embed_module, "CHUNK_BYTES", 40_000)
-    one = embed(model_dir, CHR20, tmp_path / "one.h5", None, _options(), cache_dir=cache_dir, progress=False)
-    _spawn_two(model_dir, tmp_path / "two.h5", cache_dir)
-    assert (tmp_path / "two.h5").read_bytes() == one.read_bytes()
+    bed = write_bed(tmp_path / "r.bed", [(CHR20_NAME, 900, 9000, "a", 0, "-"), (CHR20_NAME, 9100, 9300),
+                                         (CHR20_NAME, 20_000, 30_000, "c", 0, "+")])
+    _spawn(model_dir, tmp_path / "one.h5", cache_dir, bed, world=1)   # fresh processes alike: no state of this one
+    _spawn(model_dir, tmp_path / "two.h5", cache_dir, bed, world=2)
+    assert (tmp_path / "two.h5").read_bytes() == (tmp_path / "one.h5").read_bytes()
 
 
-def _spawn_two(model_dir: Path, out: Path, cache: Path) -> None:
+def _spawn(model_dir: Path, out: Path, cache: Path, bed: Path, world: int) -> None:
     code = ("import sys; sys.path.insert(0, 'tests'); from test_inference_embed import _embed_as_rank; "
-            "_embed_as_rank(int(sys.argv[1]), 2, sys.argv[2], sys.argv[3], sys.argv[4])")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(rank), str(model_dir), str(out), str(cache)],
-                              cwd=Path(__file__).resolve().parents[1]) for rank in (1, 0)]
-    assert [p.wait(timeout=300) for p in procs] == [0, 0]
-
-
-def test_short_regions_are_batched_together_and_unstranded_ones_stay_unstranded(tmp_path, cache_dir,
-                                                                                monkeypatch) -> None:
-    from genomenet.inference.runner import InferenceModel
-
-    model_dir = tiny_model(tmp_path / "model", "causal", 1, window=128)
-    rows = [(CHR20_NAME, 2000 + 300 * i, 2100 + 300 * i + i, f"r{i}", 0, "+-."[i % 3]) for i in range(10)]
-    bed = write_bed(tmp_path / "r.bed", rows)
-    calls, real_hidden = [], InferenceModel.hidden
-    monkeypatch.setattr(InferenceModel, "hidden", lambda self, ids, *a: (calls.append(ids.shape), real_hidden(
-        self, ids, *a))[1])
-    got = read_embeddings(embed(model_dir, CHR20, tmp_path / "e.h5", bed, cache_dir=cache_dir, batch_size=8,
-                                progress=False))
-    assert [shape[0] for shape in calls] == [8, 2]                  # ten windows, two forward passes
-    assert got.coords["strand"].tolist() == ["+-."[i % 3] for i in range(10)]
-    assert got.coords["name"].tolist() == [f"r{i}" for i in range(10)]
-    alone = read_embeddings(embed(model_dir, CHR20, tmp_path / "one.h5", write_bed(tmp_path / "one.bed", rows[4:5]),
-                                  cache_dir=cache_dir, progress=False))
-    np.testing.assert_allclose(got.embeddings[4], alone.embeddings[0], rtol=1e-5, atol=1e-5)  # padding is invisible
-
-
-@pytest.mark.parametrize("strand", ["+", "-"])
-def test_flanks_give_a_regions_edge_bases_context_but_are_not_pooled(tmp_path, cache_dir, strand) -> None:
-    model_dir = tiny_model(tmp_path / "model", "causal", 1, window=96)
-    bed = write_bed(tmp_path / "r.bed", [(CHR20_NAME, 3000, 3150, "r", 0, strand)])
-    got = read_embeddings(embed(model_dir, CHR20, tmp_path / "e.h5", bed, EmbedOptions(per="position", flank=200),
-                                cache_dir=cache_dir, progress=False))
-    assert len(got.embeddings) == 150 and got.coords["start"].min() == 3000
-    model = load_pretrained(model_dir).double()
-    text = (CHR20.read_text().split("\n", 1)[1]).replace("\n", "")
-    tiles = tile_region(CHR20_NAME, 3000, 3150, strand, 100_000, 96, 24, True, 1, flank=200)
-    for position in (3000, 3001, 3075, 3149):
-        tile = next(t for t in tiles if t.keep_start <= position < t.keep_end)
-        before = position - tile.start if strand == "+" else tile.end - 1 - position
-        assert before >= 24                                  # the flank is its context, even at the region's edge
-        row = position - 3000 if strand == "+" else 3149 - position
-        want = reference_base_embedding(model, text, 0, tile, position, 24)
-        np.testing.assert_allclose(got.embeddings[row], want, rtol=1e-3, atol=2e-3)
+            "_embed_as_rank(int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(rank), str(world), str(model_dir), str(out),
+                               str(cache), str(bed)], cwd=Path(__file__).resolve().parents[1])
+             for rank in reversed(range(world))]
+    assert [p.wait(timeout=300) for p in procs] == [0] * world
