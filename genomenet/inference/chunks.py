@@ -128,6 +128,7 @@ def chunk_outputs(
         a, b = max(tile.keep_start, p.start), min(tile.keep_end, p.end)
         totals[i][a - p.start : b - p.start] += kept[a - tile.keep_start : b - tile.keep_start]
         masks[i, strand][a - p.start : b - p.start] = kept_real[a - tile.keep_start : b - tile.keep_start]
+    genome.release()  # the genome's pages read for this chunk leave the resident set
     return [(p, totals[i] / len(reads[i]), np.logical_and.reduce([masks[i, s] for s in reads[i]]))
             for i, p in enumerate(chunk.pieces)]
 
