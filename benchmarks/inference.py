@@ -1,13 +1,14 @@
 """Inference benchmark: `genomenet embed` throughput, peak memory against genome size, and resume after SIGKILL.
 
-    python benchmarks/inference.py                                # all three sections (the whole-chr20 run is long)
+    python benchmarks/inference.py                     # all three sections; whole chr20 is ~30 min on 2 cores
     python benchmarks/inference.py --only throughput --batch-sizes 8 32
     python benchmarks/inference.py --only resume --devices cpu
 
 Every figure is of `genomenet embed --per tile` run as a child process, as a user runs it. The genomes are prepared
 first into a cache in the work folder, so no figure includes `prepare`. "Startup" is a rerun of the same command on
 its finished output (imports, model load, cache and FASTA checks, then "already complete"); throughput is the bases
-over the wall time less that startup. Peak RSS is the child's own ru_maxrss (os.wait4). Prints Markdown tables.
+over the wall time less that startup. Peak RSS is the child's own ru_maxrss (os.wait4); peak anonymous RSS (the
+heap, without file pages such as the memmapped genome) is sampled from /proc. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import hashlib
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,20 +30,27 @@ REPO = Path(__file__).resolve().parents[1]
 CHR20 = REPO.parent / "shared" / "data" / "genomes" / "grch37_chr20.fa.gz"
 SLICE = ("20", 30_000_000, 31_000_000)
 """1 Mb of chr20 without N runs: the small input of every section."""
+POLL_S = 0.1
 
 
 @dataclass
 class Run:
-    """One finished child process: wall seconds and its peak resident set size."""
+    """One finished child process: wall seconds, CPU seconds (user + system), peak resident set size, and the
+    1-minute load average when it ended (other work on the machine inflates wall time, CPU time less so)."""
 
     seconds: float
+    cpu_seconds: float
     peak_mib: float
+    load: float
+    peak_anon_mib: float = 0.0
+    """Largest anonymous RSS (heap, not the memmapped genome) seen by sampling /proc every POLL_S seconds."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=REPO / "runs" / "quickstart" / "model")
-    parser.add_argument("--fasta", type=Path, default=CHR20, help="the whole genome of the memory section")
+    parser.add_argument("--fasta", type=Path, default=CHR20, help="the memory section's whole genome; "
+                        "must hold record 20, which the 1 Mb slice is cut from")
     parser.add_argument("--only", choices=("throughput", "memory", "resume"), action="append",
                         help="run this section (repeatable); default all")
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when available")
@@ -59,7 +68,16 @@ def machine(devices: list[str]) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     gpu = f", GPU {torch.cuda.get_device_name()}" if any(d.startswith("cuda") for d in devices) else ""
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
+    threads = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    return f"{cpu}, {os.cpu_count()} cores, {threads}{gpu}; genomenet at {commit()}"
+
+
+def commit() -> str:
+    """The code the figures are of: HEAD, marked when genomenet/ has uncommitted changes."""
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "genomenet"], capture_output=True, text=True).stdout
+    return (head or "unknown commit") + (" + uncommitted changes" if dirty.strip() else "")
 
 
 def write_slice(fasta: Path, cache: Path, out: Path) -> Path:
@@ -75,6 +93,9 @@ def write_slice(fasta: Path, cache: Path, out: Path) -> Path:
 
 
 def embed_command(model: Path, fasta: Path, out: Path, cache: Path, device: str, batch: int) -> list[str]:
+    """The command line of a fresh run into `out`: an earlier output and its parts are removed first."""
+    out.unlink(missing_ok=True)
+    shutil.rmtree(out.with_name(out.name + ".parts"), ignore_errors=True)
     return [sys.executable, "-m", "genomenet.cli", "embed", "--model", str(model), "--fasta", str(fasta),
             "--out", str(out), "--per", "tile", "--quiet", "--cache-dir", str(cache), "--device", device,
             "--batch-size", str(batch)]
@@ -85,15 +106,29 @@ def start(command: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
 
 
+def rss_anon_mib(pid: int) -> float:
+    """Anonymous resident memory of a live process: ru_maxrss also counts the genome's memmapped pages."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("RssAnon:")), 0.0)
+
+
 def finish(child: subprocess.Popen, started: float, log: Path, check: bool = True) -> Run:
     """Reap the child with os.wait4: its own peak RSS, unlike RUSAGE_CHILDREN (the largest of all children)."""
-    _, status, usage = os.wait4(child.pid, 0)
+    anon = 0.0
+    while not (reaped := os.wait4(child.pid, os.WNOHANG))[0]:
+        anon = max(anon, rss_anon_mib(child.pid))
+        time.sleep(POLL_S)
+    _, status, usage = reaped
     seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
     if check and child.returncode:
-        lines = log.read_text().strip().splitlines() or ["(no output)"]
-        sys.exit(f"{' '.join(child.args)} failed ({child.returncode}): {lines[-1]}")
-    return Run(seconds, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+        why = f"killed by signal {-child.returncode}" if child.returncode < 0 else f"exit {child.returncode}, see {log}"
+        sys.exit(f"{' '.join(child.args)}: {why}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds, cpu, usage.ru_maxrss / 1024, os.getloadavg()[0], anon)  # ru_maxrss is in KiB on Linux
 
 
 def run(command: list[str], log: Path) -> Run:
@@ -118,43 +153,52 @@ def throughput(args: argparse.Namespace, work: Path, small: Path) -> str:
             out = work / f"throughput-{device.replace(':', '')}-{batch}.h5"
             command = embed_command(args.model, small, out, work / "cache", device, batch)
             full, startup = run(command, work / "log"), run(command, work / "log")
-            rate = SLICE[2] - SLICE[1]
+            bases = SLICE[2] - SLICE[1]
             rows.append((device, batch, f"{full.seconds:.1f}", f"{startup.seconds:.1f}",
-                         f"{rate / (full.seconds - startup.seconds):,.0f}"))
-    return table(("device", "batch", "wall s", "startup s", "bases/s (wall - startup)"), rows)
+                         f"{bases / (full.seconds - startup.seconds):,.0f}", f"{full.cpu_seconds:.0f}",
+                         f"{bases / (full.cpu_seconds - startup.cpu_seconds):,.0f}", f"{full.load:.1f}"))
+    return table(("device", "batch", "wall s", "startup s", "bases/s (wall - startup)", "CPU s",
+                  "bases per CPU s", "load avg"), rows)
 
 
 def memory(args: argparse.Namespace, work: Path, small: Path) -> str:
     """Peak RSS for 1 Mb and the whole genome: the chunked pipeline should make them equal within 10%."""
     from genomenet.data.cache import prepare
 
-    rows, peaks = [], []
+    rows, runs = [], []
     for name, fasta in (("1 Mb slice", small), (f"{args.fasta.name} whole", args.fasta)):
         command = embed_command(args.model, fasta, work / f"memory-{fasta.stem}.h5", work / "cache",
                                 args.devices[0], args.batch_size)
         full, startup = run(command, work / "log"), run(command, work / "log")
         bases = prepare(fasta, work / "cache").total_length
-        peaks.append(full.peak_mib)
-        rows.append((name, f"{bases:,}", f"{full.seconds:.0f}", f"{bases / (full.seconds - startup.seconds):,.0f}",
-                     f"{startup.peak_mib:.0f}", f"{full.peak_mib:.0f}"))
-    verdict = f"\nwhole / slice peak RSS: {peaks[1] / peaks[0]:.3f} (target within 10%: "
-    verdict += f"{'yes' if abs(peaks[1] / peaks[0] - 1) <= 0.10 else 'NO'})"
-    return table(("input", "bases", "wall s", "bases/s", "startup RSS MiB", "peak RSS MiB"), rows) + verdict
+        runs.append(full)
+        rate = bases / (full.seconds - startup.seconds)
+        rows.append((name, f"{bases:,}", f"{full.seconds:.0f}", f"{rate:,.0f}", f"{full.load:.1f}",
+                     f"{startup.peak_mib:.0f}", f"{full.peak_mib:.0f}", f"{full.peak_anon_mib:.0f}"))
+    header = ("input", "bases", "wall s", "bases/s", "load avg", "startup RSS MiB", "peak RSS MiB", "peak anon MiB")
+    return table(header, rows) + "\n\n" + verdict(runs[0], runs[1])
+
+
+def verdict(small: Run, whole: Run) -> str:
+    """Whole genome over slice, for all resident memory and for the heap alone (without memmapped genome pages)."""
+    total, anon = whole.peak_mib / small.peak_mib, whole.peak_anon_mib / small.peak_anon_mib
+    ok = "yes" if abs(total - 1) <= 0.10 else "NO"
+    return f"whole / slice peak RSS: {total:.3f} (target within 10%: {ok}); peak anonymous RSS: {anon:.3f}"
 
 
 def resume(args: argparse.Namespace, work: Path, small: Path) -> str:
     """An uninterrupted run against one SIGKILLed at `--kill-at` of its time and rerun: same bytes, less time."""
-    command = lambda out: embed_command(args.model, small, out, work / "cache", args.devices[0], args.batch_size)  # noqa: E731
-    whole, resumed_out = work / "resume-whole.h5", work / "resume-killed.h5"
-    full = run(command(whole), work / "log")
+    whole, killed_out = work / "resume-whole.h5", work / "resume-killed.h5"
+    full = run(embed_command(args.model, small, whole, work / "cache", args.devices[0], args.batch_size), work / "log")
+    command = embed_command(args.model, small, killed_out, work / "cache", args.devices[0], args.batch_size)
     started = time.perf_counter()
-    child = start(command(resumed_out), work / "log")
+    child = start(command, work / "log")
     time.sleep(full.seconds * args.kill_at)
     child.send_signal(signal.SIGKILL)
     killed = finish(child, started, work / "log", check=False)
     parts = len(list((work / "resume-killed.h5.parts").glob("*.npz")))
-    rerun = run(command(resumed_out), work / "log")
-    same = sha256(whole) == sha256(resumed_out)
+    rerun = run(command, work / "log")
+    same = sha256(whole) == sha256(killed_out)
     row = (f"{full.seconds:.1f}", f"{killed.seconds:.1f}", parts, f"{rerun.seconds:.1f}",
            f"{killed.seconds + rerun.seconds:.1f}", "yes" if same else "NO")
     return table(("uninterrupted s", "killed after s", "parts saved", "resumed s", "killed + resumed s",
