@@ -243,3 +243,42 @@ def _spawn(model_dir: Path, out: Path, cache: Path, bed: Path, world: int) -> No
                                str(cache), str(bed)], cwd=Path(__file__).resolve().parents[1])
              for rank in reversed(range(world))]
     assert [p.wait(timeout=300) for p in procs] == [0] * world
+
+
+def test_short_regions_are_batched_together_and_unstranded_ones_stay_unstranded(tmp_path, cache_dir,
+                                                                                monkeypatch) -> None:
+    from genomenet.inference.runner import InferenceModel
+
+    model_dir = tiny_model(tmp_path / "model", "causal", 1, window=128)
+    rows = [(CHR20_NAME, 2000 + 300 * i, 2100 + 300 * i + i, f"r{i}", 0, "+-."[i % 3]) for i in range(10)]
+    bed = write_bed(tmp_path / "r.bed", rows)
+    calls, real_hidden = [], InferenceModel.hidden
+    monkeypatch.setattr(InferenceModel, "hidden", lambda self, ids, *a: (calls.append(ids.shape), real_hidden(
+        self, ids, *a))[1])
+    got = read_embeddings(embed(model_dir, CHR20, tmp_path / "e.h5", bed, cache_dir=cache_dir, batch_size=8,
+                                progress=False))
+    assert [shape[0] for shape in calls] == [1, 8, 2]      # the warm-up window, then ten windows in two passes
+    assert got.coords["strand"].tolist() == ["+-."[i % 3] for i in range(10)]
+    assert got.coords["name"].tolist() == [f"r{i}" for i in range(10)]
+    alone = read_embeddings(embed(model_dir, CHR20, tmp_path / "one.h5", write_bed(tmp_path / "one.bed", rows[4:5]),
+                                  cache_dir=cache_dir, progress=False))
+    np.testing.assert_allclose(got.embeddings[4], alone.embeddings[0], rtol=1e-5, atol=1e-5)  # padding is invisible
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_flanks_give_a_regions_edge_bases_context_but_are_not_pooled(tmp_path, cache_dir, strand) -> None:
+    model_dir = tiny_model(tmp_path / "model", "causal", 1, window=96)
+    bed = write_bed(tmp_path / "r.bed", [(CHR20_NAME, 3000, 3150, "r", 0, strand)])
+    got = read_embeddings(embed(model_dir, CHR20, tmp_path / "e.h5", bed, EmbedOptions(per="position", flank=200),
+                                cache_dir=cache_dir, progress=False))
+    assert len(got.embeddings) == 150 and got.coords["start"].min() == 3000
+    model = load_pretrained(model_dir).double()
+    text = (CHR20.read_text().split("\n", 1)[1]).replace("\n", "")
+    tiles = tile_region(CHR20_NAME, 3000, 3150, strand, 100_000, 96, 24, True, 1, flank=200)
+    for position in (3000, 3001, 3075, 3149):
+        tile = next(t for t in tiles if t.keep_start <= position < t.keep_end)
+        before = position - tile.start if strand == "+" else tile.end - 1 - position
+        assert before >= 24                                  # the flank is its context, even at the region's edge
+        row = position - 3000 if strand == "+" else 3149 - position
+        want = reference_base_embedding(model, text, 0, tile, position, 24)
+        np.testing.assert_allclose(got.embeddings[row], want, rtol=1e-3, atol=2e-3)

@@ -164,7 +164,7 @@ def embed(
     parts = PartStore(out, manifest)
     parts.open()
     workers = join_workers(sequence_parallel, runner.device)
-    runner.use_sequence_group(workers.group, options.window)
+    runner.start(workers.group, options.window)
     outputs, tiling = hidden_outputs(runner, options.layer), tiling_of(options, runner)
 
     def compute(i: int) -> dict[str, np.ndarray]:

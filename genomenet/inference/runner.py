@@ -107,11 +107,23 @@ class InferenceModel:
             return max(self.model.cfg.segment_lengths) * self.k
         raise ConfigError("this model does not record its training window and has dense attention: give --window")
 
-    def use_sequence_group(self, group, window: int) -> None:
-        """Split each window over `group` from now on (None: one device); creates the attention's process groups on
-        every rank at once with one warm-up window, since creating a process group involves every rank."""
-        if group is None:
-            return
+    def start(self, group, window: int) -> None:
+        """Get ready to run windows of `window` bases: split each over `group` from now on (None: one device), then
+        run one warm-up window. The warm-up creates the attention's process groups on every rank at once (creating a
+        process group involves every rank), and makes the first real window run like every later one: a process's
+        first calls may take other code paths (thread pool start-up) and differ in the last bit, while a resumed
+        run must recompute its first chunk exactly as the uninterrupted run did."""
+        if group is not None:
+            self._check_group(group, window)
+        try:
+            with torch.inference_mode(), self.autocast():
+                self.hidden(torch.zeros(1, window // self.k, dtype=torch.long, device=self.device), None)
+        except ValueError as err:  # a segment that cannot be split over the group
+            if group is None:
+                raise
+            raise ConfigError(f"--sequence-parallel {dist.get_world_size(group)}: {err}") from None
+
+    def _check_group(self, group, window: int) -> None:
         size = dist.get_world_size(group)
         if apply_sequence_parallel(self.model, None) == 0:
             raise ConfigError("--sequence-parallel needs a model with dilated attention; this one is dense")
@@ -119,11 +131,6 @@ class InferenceModel:
             raise ConfigError(f"--window {window} gives {window // self.k} tokens, not a multiple of "
                               f"--sequence-parallel {size}")
         self.group = group
-        try:
-            with torch.inference_mode(), self.autocast():
-                self.hidden(torch.zeros(1, window // self.k, dtype=torch.long, device=self.device), None)
-        except ValueError as err:  # a segment that cannot be split over the group
-            raise ConfigError(f"--sequence-parallel {size}: {err}") from None
 
     def hidden(self, ids: Tensor, padding: Tensor | None, layer: int | None = None) -> Tensor:
         """Hidden states (b, n, d) of whole windows (split over the sequence group when there is one)."""

@@ -156,7 +156,7 @@ def track(
     parts = PartStore(out, manifest)
     parts.open()
     workers = join_workers(sequence_parallel, runner.device)
-    runner.use_sequence_group(workers.group, tiling.window)
+    runner.start(workers.group, tiling.window)
     strands = {"+": ("+",), "-": ("-",), "both": ("+", "-")}[options.strand]
     outputs = information_outputs(runner)
 
