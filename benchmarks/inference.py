@@ -14,6 +14,7 @@ heap, without file pages such as the memmapped genome) is sampled from /proc. Pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import platform
@@ -237,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args.devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"machine: {machine(args.devices)}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="genomenet-bench-") as tmp:
-        work = args.work_dir or Path(tmp)
+    keep = contextlib.nullcontext(args.work_dir) if args.work_dir else None
+    with keep or tempfile.TemporaryDirectory(prefix="genomenet-bench-") as folder:
+        work = Path(folder)
         work.mkdir(parents=True, exist_ok=True)
         small = write_slice(args.fasta, work / "cache", work / "chr20_1mb.fa")
         for name, section in (("throughput", throughput), ("memory", memory), ("resume", resume)):
