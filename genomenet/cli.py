@@ -20,6 +20,7 @@ USAGE = """usage: genomenet {fit,validate,test,predict} --config configs/NAME.ya
        genomenet export CHECKPOINT OUT_DIR
        genomenet embed --model PATH --fasta FASTA [--regions BED] --out OUT.h5 [options]
        genomenet track --model PATH --fasta FASTA [--regions BED] --out OUT.bedGraph [options]
+       genomenet classify --model CLASSIFIER --fasta FASTA --regions BED --out OUT.tsv|OUT.bed [options]
        genomenet demo [--seq-len N]
 
 Train and evaluate long-context genomic language models. `genomenet fit --help` lists every option."""
@@ -127,6 +128,25 @@ def track_main(argv: list[str]) -> int:
     return 0
 
 
+def classify_main(argv: list[str]) -> int:
+    """`genomenet classify`: apply an exported region classifier (from fine-tuning) to the regions of a BED."""
+    parser = argparse.ArgumentParser(prog="genomenet classify", description=classify_main.__doc__)
+    parser.add_argument("--model", required=True, help="an exported classifier directory (the `model:` line of a "
+                        "fine-tuning run) or a fine-tuning checkpoint")
+    parser.add_argument("--fasta", required=True, help="FASTA file (plain, gzip or bgzip)")
+    parser.add_argument("--regions", required=True, help="BED file of regions (strand in column 6)")
+    parser.add_argument("--out", required=True, help="output: .tsv (class probabilities per region) or .bed "
+                        "(predicted class as name, 1000 x its probability as score)")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--cache-dir", default=None, help="prepared-genome cache")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    from genomenet.downstream.regions import classify_main as run
+
+    return run(args)
+
+
 def prepare_main(argv: list[str]) -> int:
     from genomenet.data.cache import prepare_main as data_prepare_main
 
@@ -138,6 +158,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "export": export_main,
     "embed": embed_main,
     "track": track_main,
+    "classify": classify_main,
     "demo": demo_main,
 }
 

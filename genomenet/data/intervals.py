@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genomenet.errors import InputFileError
@@ -33,6 +33,8 @@ class Region:
     name: str = ""
     strand: str = "+"
     """'+', '-', or '.' (no strand: read as '+')."""
+    line: int = field(default=0, compare=False)
+    """Line of the BED file it came from (for errors); 0 when not read from a file."""
 
     @property
     def length(self) -> int:
@@ -117,7 +119,7 @@ def _parse_line(path: Path, number: int, line: str, lengths: dict[str, int] | No
     strand = fields[5].strip() if len(fields) > 5 else "+"
     if strand not in ("+", "-", "."):
         raise InputFileError(f"{where}: strand (column 6) must be '+', '-' or '.', got {strand!r}")
-    return Region(chrom, start, end, name, strand)
+    return Region(chrom, start, end, name, strand, number)
 
 
 def merge(intervals: list[Interval]) -> list[Interval]:

@@ -9,13 +9,18 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
+import lightning as L
+import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from genomenet.data.datamodule import GenomeDataModule
+from genomenet.downstream.regions import final_lines as region_final_lines
+from genomenet.downstream.regions import region_report, write_report_json
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
 from genomenet.training.callbacks import AtomicCheckpointIO, FinalModelCheckpoint, TokensPerSecond, WindowScoresWriter
+from genomenet.training.finetune import RegionClassifier
 from genomenet.training.module import GenomeLM
 from genomenet.training.report import ReportConfig, final_lines, run_report
 from genomenet.training.strategy import SequenceParallelStrategy
@@ -62,27 +67,45 @@ class GenomeCLI(LightningCLI):
         parser.add_lightning_class_args(TokensPerSecond, "throughput")
         parser.add_lightning_class_args(WindowScoresWriter, "predictions")
         parser.add_class_arguments(ReportConfig, "report", help="The held-out report after fit.")
-        parser.link_arguments("data.kmer_size", "model.kmer_size")
-        parser.link_arguments("data.sequence_parallel_size", "model.sequence_parallel_size")
-        parser.link_arguments("data.context_length", "model.context_length")
+        # a config without class_path configures these (pre-training); region fine-tuning names its classes
+        parser.set_defaults({"model": {"class_path": "genomenet.training.module.GenomeLM"},
+                             "data": {"class_path": "genomenet.data.datamodule.GenomeDataModule"}})
+        for name in ("kmer_size", "sequence_parallel_size", "context_length"):
+            parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        fasta = Path(config.data.fasta)
+        fasta = Path(config.data.init_args.fasta)
         if not fasta.is_file():
             raise InputFileError(f"data.fasta: {fasta}: no such file")
 
     def instantiate_trainer(self, **kwargs: Any):
+        if isinstance(self.model, RegionClassifier):
+            self.datamodule.setup()   # reads and splits the BED: its errors come before the trainer says anything
+            print(self.datamodule.summary(), flush=True)
+            return self._with_atomic_checkpoints(super().instantiate_trainer(**kwargs))
         check_compatible(self.model, self.datamodule)  # before the trainer says anything
         if self.model.sequence_parallel_size > 1:
             trainer_config = self._get(self.config_init, "trainer", default={})
             check_sequence_parallel_ranks(trainer_config, self.model.sequence_parallel_size)
             configured = trainer_config.get("strategy", "auto")
             kwargs["strategy"] = sequence_parallel_strategy(configured, self.model.sequence_parallel_size)
-        trainer = super().instantiate_trainer(**kwargs)
+        return self._with_atomic_checkpoints(super().instantiate_trainer(**kwargs))
+
+    @staticmethod
+    def _with_atomic_checkpoints(trainer):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
+
+    def run_dir(self) -> Path:
+        """The run's folder: the checkpoints' parent (model/, split.tsv and the report go there)."""
+        ckpt = self.trainer.checkpoint_callback
+        return Path(ckpt.dirpath).parent if ckpt and ckpt.dirpath else Path(self.trainer.default_root_dir)
+
+    def before_fit(self) -> None:
+        if isinstance(self.model, RegionClassifier) and self.trainer.is_global_zero:
+            print(f"split: {self.datamodule.write_split(self.run_dir())}", flush=True)
 
     def after_fit(self) -> None:
         self.report(export=True)
@@ -99,15 +122,28 @@ class GenomeCLI(LightningCLI):
         cfg = cfg if isinstance(cfg, ReportConfig) else ReportConfig(**vars(cfg))
         if not cfg.enabled or self.trainer.interrupted or not self.trainer.is_global_zero:
             return
+        if isinstance(self.model, RegionClassifier):
+            self.region_report(cfg, export)
+            return
         if self.model.sequence_parallel_size > 1:
             print("held-out report skipped: it scores whole windows on one device; with sequence parallelism use "
                   "`genomenet validate` (distributed) or export the checkpoint and report on one device", flush=True)
             return
-        ckpt = self.trainer.checkpoint_callback
-        root = Path(ckpt.dirpath).parent if ckpt and ckpt.dirpath else Path(self.trainer.default_root_dir)
-        default_dir = root / "model"
-        result = run_report(self.model, self.datamodule, cfg, default_dir, export=export)
+        result = run_report(self.model, self.datamodule, cfg, self.run_dir() / "model", export=export)
         print(final_lines(result), flush=True)
+
+    def region_report(self, cfg: ReportConfig, export: bool) -> None:
+        """The fine-tuned classifier (its best checkpoint when one is monitored) beside the k-mer baseline and
+        the linear probe on the test split."""
+        ckpt = self.trainer.checkpoint_callback
+        if cfg.use_best and ckpt is not None and ckpt.monitor and ckpt.best_model_path:
+            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            self.model.load_state_dict(state)
+            print(f"reporting the best checkpoint by {ckpt.monitor}: {ckpt.best_model_path}", flush=True)
+        out_dir = Path(cfg.export_dir) if cfg.export_dir else self.run_dir() / "model"
+        report = region_report(self.model, self.datamodule, cfg.kmer_sizes, out_dir, export=export)
+        write_report_json(report, self.run_dir() / "held_out_report.json")
+        print(region_final_lines(report), flush=True)
 
 
 def check_sequence_parallel_ranks(trainer_config: dict, size: int) -> None:
@@ -154,8 +190,10 @@ def run_lightning_cli(argv: list[str]) -> int:
     try:
         try:
             GenomeCLI(
-                GenomeLM,
-                GenomeDataModule,
+                L.LightningModule,
+                L.LightningDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
                 args=argv,
                 parser_class=OneLineErrorParser,
                 trainer_defaults=TRAINER_DEFAULTS,
@@ -164,6 +202,11 @@ def run_lightning_cli(argv: list[str]) -> int:
             )
         except MisconfigurationException as err:  # Lightning's word for a trainer setting that cannot work
             raise ConfigError(" ".join(str(err).split())) from err
+        except (ValueError, TypeError) as err:  # jsonargparse wraps a class's own error when it instantiates it
+            cause = user_error_in(err)
+            if cause is None:
+                raise
+            raise cause from None
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
     return 0

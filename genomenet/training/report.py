@@ -48,6 +48,10 @@ class ReportConfig:
     of the tokens before it lies further back."""
     repeat_match: int = 20
     """Long-context evaluation: tokens before a target that must recur, exactly, for it to count as a copy."""
+    kmer_sizes: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
+    """Region fine-tuning: the k-mer spectrum baseline's k is chosen on validation data among these."""
+    use_best: bool = True
+    """Region fine-tuning: report and export the best checkpoint by checkpoint.monitor, when one is monitored."""
 
 
 @dataclass

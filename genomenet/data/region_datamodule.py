@@ -1,0 +1,193 @@
+"""`RegionDataModule`: a FASTA and a labelled BED, split without leaks, served as (token window, target) batches.
+
+A batch is a dict: `input_ids` LongTensor (b, n) (pad_id after a short region), `target` FloatTensor (b, 1) or
+(b, classes), `index` LongTensor (b) (row of the split's table). Every window is tokenized once, at setup: a labelled
+BED is thousands of regions, not a genome.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from genomenet.data.cache import PreparedGenome, prepare
+from genomenet.data.intervals import Interval, Region, read_bed_regions
+from genomenet.data.labels import LabelSet, TaskKind, infer_labels
+from genomenet.data.region_windows import WindowMode, WindowSpec, n_fraction, region_tokens
+from genomenet.data.splits import SPLITS, Block, SplitConfig, blocks_by_chromosome, split_blocks, split_of
+from genomenet.data.tokenizers import KmerTokenizer, make_tokenizer
+from genomenet.errors import ConfigError, InputFileError
+
+
+@dataclass
+class LabelledWindows:
+    """The regions of one split, their token windows and targets."""
+
+    regions: list[Region]
+    windows: list[Interval]
+    tokens: np.ndarray   # (regions, tokens) int64
+    targets: np.ndarray  # (regions, 1 | classes) float32
+
+
+class WindowDataset(Dataset):
+    def __init__(self, data: LabelledWindows) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data.regions)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": torch.from_numpy(self.data.tokens[i]), "target": torch.from_numpy(self.data.targets[i]),
+                "index": i}
+
+
+class RegionDataModule(L.LightningDataModule):
+    """Labelled regions of a genome for fine-tuning a classifier; the split is by chromosome or genomic block."""
+
+    def __init__(
+        self,
+        fasta: str,
+        regions: str,
+        context_length: int = 1000,
+        mode: WindowMode = "centered",
+        flank: int = 0,
+        kmer_size: int = 1,
+        task: TaskKind | Literal["auto"] = "auto",
+        split: SplitConfig = SplitConfig(),  # noqa: B008 - read-only default
+        max_n_fraction: float = 0.1,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        cache_dir: str | None = None,
+        sequence_parallel_size: int = 1,
+    ) -> None:
+        """
+        Args:
+            fasta: genome FASTA (plain, gzip or bgzip); prepared into the cache on first use.
+            regions: BED of labelled regions: column 4 the label (`a,b` for several: multi-label), column 6 the
+                strand ('-' reads the reverse complement).
+            context_length: bases per window the classifier reads (tokens = bases / k).
+            mode: `centered` (context_length bases about each region's midpoint) or `region` (the region plus
+                `flank` on each side, cropped about its centre or padded to context_length).
+            flank: bases added on each side of the region (region mode).
+            kmer_size: bases per token; must match the warm-start model's.
+            task: binary, multiclass, multilabel, or auto (from the labels).
+            split: train / val / test by chromosome or by genomic blocks; windows touching two splits are dropped.
+            max_n_fraction: drop windows with a larger share of N (or bases past a chromosome's end).
+            batch_size: windows per batch.
+            num_workers: DataLoader workers.
+            cache_dir: prepared-genome cache (default $GENOMENET_CACHE or ~/.cache/genomenet).
+            sequence_parallel_size: must be 1: a classifier window fits one device.
+        """
+        super().__init__()
+        if sequence_parallel_size != 1:
+            raise ConfigError("region fine-tuning reads one window per device: data.sequence_parallel_size must be 1")
+        if context_length < kmer_size or batch_size < 1 or flank < 0 or not 0 <= max_n_fraction <= 1:
+            raise ConfigError(f"data: context_length={context_length} (>= k), batch_size={batch_size} (>= 1), "
+                              f"flank={flank} (>= 0) and max_n_fraction={max_n_fraction} (in [0, 1]) must hold")
+        self.fasta, self.regions_path, self.cache_dir = fasta, regions, cache_dir
+        self.spec = WindowSpec(context_length, mode, flank)
+        self.context_length, self.kmer_size, self.sequence_parallel_size = context_length, kmer_size, 1
+        self.task, self.split_cfg, self.max_n = task, split, max_n_fraction
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.tokenizer: KmerTokenizer = make_tokenizer(kmer_size)
+        self.genome: PreparedGenome | None = None
+        self.labels: LabelSet | None = None
+        self.blocks: list[Block] = []
+        self.splits: dict[str, LabelledWindows] = {}
+        self.dropped: dict[str, int] = {}
+
+    def prepare_data(self) -> None:
+        prepare(self.fasta, self.cache_dir, progress=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read and check the BED, split it, tokenize every window (once)."""
+        if self.splits:
+            return
+        if not Path(self.regions_path).is_file():
+            raise InputFileError(f"data.regions: {self.regions_path}: no such BED file")
+        self.genome = prepare(self.fasta, self.cache_dir)
+        regions = read_bed_regions(self.regions_path, self.genome.lengths)
+        self.labels = infer_labels(self.regions_path, regions, self.task)
+        self.blocks = split_blocks(self.genome.lengths, self.split_cfg)
+        assigned = self._assign(regions)
+        self.splits = {s: self._windows(assigned[s]) for s in SPLITS}
+        self._check_classes()
+
+    def _assign(self, regions: list[Region]) -> dict[str, list[Region]]:
+        """Regions by split; windows that touch two splits, or hold too many N, are dropped (and counted)."""
+        by_chrom = blocks_by_chromosome(self.blocks)
+        assigned: dict[str, list[Region]] = {s: [] for s in SPLITS}
+        self.dropped = {"two splits": 0, "too many N": 0}
+        for region in regions:
+            window = self.spec.interval(region)
+            split = split_of(window, by_chrom)
+            if split is None:
+                self.dropped["two splits"] += 1
+            elif n_fraction(self.genome, window) > self.max_n:
+                self.dropped["too many N"] += 1
+            else:
+                assigned[split].append(region)
+        return assigned
+
+    def _windows(self, regions: list[Region]) -> LabelledWindows:
+        n_tokens = self.tokenizer.num_tokens(self.spec.length)
+        tokens = np.stack([region_tokens(self.genome, r, self.spec, self.tokenizer) for r in regions]) if regions \
+            else np.zeros((0, n_tokens), dtype=np.int64)
+        targets = np.stack([self.labels.target(r.name) for r in regions]) if regions \
+            else np.zeros((0, self.labels.num_outputs if self.labels.kind != "multiclass" else 1), np.float32)
+        return LabelledWindows(regions, [self.spec.interval(r) for r in regions], tokens, targets)
+
+    def _check_classes(self) -> None:
+        """Every class needs a training and a test example, or the held-out figures mean nothing."""
+        for split in ("train", "test"):
+            seen = {c for r in self.splits[split].regions for c in r.name.split(",")}
+            missing = [c for c in self.labels.classes if c not in seen]
+            if missing:
+                raise ConfigError(f"{self.regions_path}: the split leaves class {missing[0]!r} with no {split} "
+                                  f"example ({len(self.splits[split].regions)} {split} regions); change data.split "
+                                  "(block_size, fractions, seed or chromosomes)")
+
+    def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(WindowDataset(self.splits[split]), batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val" if self.splits["val"].regions else "test")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{s} {len(self.splits[s].regions)}" for s in SPLITS)
+        dropped = ", ".join(f"{n} ({why})" for why, n in self.dropped.items() if n)
+        return f"regions: {counts}" + (f"; dropped {dropped}" if dropped else "")
+
+    def write_split(self, out_dir: str | Path) -> Path:
+        """`split.tsv` (every kept region, its window and split) and `split_blocks.bed`, written atomically."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        path, tmp = out / "split.tsv", out / ".split.tsv.tmp"
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            writer.writerow(["chrom", "start", "end", "label", "strand", "window_start", "window_end", "split"])
+            for split in SPLITS:
+                for r, w in zip(self.splits[split].regions, self.splits[split].windows, strict=True):
+                    writer.writerow([r.chrom, r.start, r.end, r.name, r.strand, w.start, w.end, split])
+        os.replace(tmp, path)
+        (out / "split_blocks.bed").write_text("".join(f"{b.chrom}\t{b.start}\t{b.end}\t{b.split}\n"
+                                                      for b in self.blocks))
+        return path

@@ -1,0 +1,76 @@
+"""The fixed-length window a classifier reads for one BED region, as token ids on the region's strand.
+
+`centered`: `length` bases centred on the region's midpoint (flank ignored: the window is the context).
+`region`: the region plus `flank` bases on each side; cropped about its centre when longer than `length`, padded
+(pad tokens after the sequence, masked out of attention and pooling) when shorter. Bases past a chromosome's end read
+as N. A minus-strand region is read as the reverse complement (5'->3' on its strand), so the classifier sees what the
+transcript sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from genomenet.data.cache import PreparedGenome
+from genomenet.data.intervals import Interval, Region
+from genomenet.data.tokenizers import N_CODE, KmerTokenizer, reverse_complement_packed
+
+WindowMode = Literal["centered", "region"]
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """What a classifier reads around each region."""
+
+    length: int
+    """Bases per window (tokens = length / k)."""
+    mode: WindowMode = "centered"
+    flank: int = 0
+    """Bases added on each side of the region (region mode)."""
+
+    def interval(self, region: Region) -> Interval:
+        """The forward-strand bases the window reads (may reach past the chromosome's ends)."""
+        if self.mode == "region":
+            start, end = region.start - self.flank, region.end + self.flank
+            if end - start <= self.length:
+                return Interval(region.chrom, start, end)
+            middle = (start + end) // 2
+        else:
+            middle = (region.start + region.end) // 2
+        start = middle - self.length // 2
+        return Interval(region.chrom, start, start + self.length)
+
+
+def window_bases(genome: PreparedGenome, window: Interval, strand: str) -> np.ndarray:
+    """Packed bases of the window (N beyond the chromosome), reverse complemented for strand '-'."""
+    length = genome.chromosome(window.chrom).length
+    inside = Interval(window.chrom, max(window.start, 0), min(window.end, length))
+    packed = np.full(window.length, N_CODE, dtype=np.uint8)
+    if inside.start < inside.end:
+        packed[inside.start - window.start:inside.end - window.start] = genome.window(*_args(inside))
+    return reverse_complement_packed(packed) if strand == "-" else packed
+
+
+def region_tokens(genome: PreparedGenome, region: Region, spec: WindowSpec, tokenizer: KmerTokenizer) -> np.ndarray:
+    """Token ids of a region's window, right-padded with pad_id to the tokens of `spec.length` bases."""
+    window = spec.interval(region)
+    ids = tokenizer.encode_packed(window_bases(genome, window, region.reading_strand)).astype(np.int64)
+    out = np.full(tokenizer.num_tokens(spec.length), tokenizer.pad_id, dtype=np.int64)
+    out[:len(ids)] = ids
+    return out
+
+
+def n_fraction(genome: PreparedGenome, window: Interval) -> float:
+    """Share of the window's bases that are N (or past the chromosome's ends)."""
+    length = genome.chromosome(window.chrom).length
+    start, end = max(window.start, 0), min(window.end, length)
+    outside = window.length - max(end - start, 0)
+    inside = int(genome.n_count(window.chrom, np.array([start]), end - start)[0]) if end > start else 0
+    return (outside + inside) / window.length
+
+
+def _args(iv: Interval) -> tuple[str, int, int]:
+    return iv.chrom, iv.start, iv.end

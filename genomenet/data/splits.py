@@ -1,0 +1,111 @@
+"""Train / val / test splits of labelled regions that do not leak: by whole chromosome, or by genomic blocks.
+
+A region's split is decided by the bases its model window reads (flanks included), never by a random draw of
+windows: overlapping sequence cannot sit on both sides. In block mode every chromosome is cut into blocks of
+`block_size` bases and, chromosome by chromosome, a seeded draw makes `test_fraction` of its blocks test and
+`val_fraction` val (so every chromosome, e.g. every species, is represented in each split); a window that touches
+blocks of two different splits is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from genomenet.data.intervals import Interval
+from genomenet.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SplitConfig:
+    """How labelled regions are split; written into the run's output (split.tsv, split_blocks.bed)."""
+
+    by: Literal["block", "chromosome"] = "block"
+    """block: blocks of every chromosome drawn into val / test; chromosome: the named chromosomes are held out."""
+    block_size: int = 500_000
+    """Bases per block (block mode)."""
+    val_fraction: float = 0.1
+    """Share of each chromosome's blocks that validate (block mode)."""
+    test_fraction: float = 0.2
+    """Share of each chromosome's blocks that test (block mode)."""
+    val_chromosomes: list[str] = field(default_factory=list)
+    """Chromosomes held out for validation (chromosome mode)."""
+    test_chromosomes: list[str] = field(default_factory=list)
+    """Chromosomes held out for testing (chromosome mode)."""
+    seed: int = 0
+    """Seed of the block draw."""
+
+    def __post_init__(self) -> None:
+        if self.block_size < 1:
+            raise ConfigError(f"data split.block_size={self.block_size} must be >= 1")
+        val, test = self.val_fraction, self.test_fraction
+        if not (0 <= val < 1 and 0 < test < 1 and val + test < 1):
+            raise ConfigError(f"data split: val_fraction={self.val_fraction} and test_fraction={self.test_fraction} "
+                              "must be in [0, 1) (test > 0) and leave some blocks for training")
+        if self.by == "chromosome" and not self.test_chromosomes:
+            raise ConfigError("data split.by=chromosome needs split.test_chromosomes")
+        both = set(self.val_chromosomes) & set(self.test_chromosomes)
+        if both:
+            raise ConfigError(f"data split: {sorted(both)} named for both val and test")
+
+
+@dataclass(frozen=True)
+class Block:
+    """A stretch of one chromosome and the split it belongs to."""
+
+    chrom: str
+    start: int
+    end: int
+    split: str
+
+
+def split_blocks(lengths: dict[str, int], cfg: SplitConfig) -> list[Block]:
+    """Every chromosome cut into blocks labelled train / val / test (whole chromosomes in chromosome mode)."""
+    if cfg.by == "chromosome":
+        missing = [c for c in cfg.val_chromosomes + cfg.test_chromosomes if c not in lengths]
+        if missing:
+            raise ConfigError(f"data split: chromosome {missing[0]!r} is not in the FASTA")
+        held = {c: "val" for c in cfg.val_chromosomes} | {c: "test" for c in cfg.test_chromosomes}
+        return [Block(c, 0, n, held.get(c, "train")) for c, n in lengths.items()]
+    blocks = []
+    for index, (chrom, length) in enumerate(lengths.items()):
+        starts = list(range(0, length, cfg.block_size))
+        order = list(range(len(starts)))
+        random.Random(cfg.seed * 1_000_003 + index).shuffle(order)
+        n_test = max(1, round(len(starts) * cfg.test_fraction))
+        n_val = round(len(starts) * cfg.val_fraction)
+        label = {b: "test" for b in order[:n_test]} | {b: "val" for b in order[n_test:n_test + n_val]}
+        blocks += [Block(chrom, s, min(s + cfg.block_size, length), label.get(i, "train"))
+                   for i, s in enumerate(starts)]
+    return blocks
+
+
+def split_of(window: Interval, blocks_by_chrom: dict[str, list[Block]]) -> str | None:
+    """The split of every block a window touches, or None when it touches more than one split."""
+    touched = {b.split for b in blocks_by_chrom.get(window.chrom, []) if b.start < window.end and window.start < b.end}
+    if not touched:  # reads only bases past the chromosome's end (padding): the split of its last block
+        touched = {blocks_by_chrom[window.chrom][-1].split} if window.chrom in blocks_by_chrom else set()
+    return touched.pop() if len(touched) == 1 else None
+
+
+def blocks_by_chromosome(blocks: list[Block]) -> dict[str, list[Block]]:
+    grouped: dict[str, list[Block]] = {}
+    for block in blocks:
+        grouped.setdefault(block.chrom, []).append(block)
+    return grouped
+
+
+def write_split_beds(blocks: list[Block], out_dir: str | Path) -> dict[str, Path]:
+    """`split_blocks.bed` (name = split) and `val.bed` / `test.bed` for a pre-training config's val_intervals /
+    test_intervals, so a backbone is never trained on a task's held-out sequence."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"all": out / "split_blocks.bed", "val": out / "val.bed", "test": out / "test.bed"}
+    paths["all"].write_text("".join(f"{b.chrom}\t{b.start}\t{b.end}\t{b.split}\n" for b in blocks))
+    for split in ("val", "test"):
+        paths[split].write_text("".join(f"{b.chrom}\t{b.start}\t{b.end}\n" for b in blocks if b.split == split))
+    return paths

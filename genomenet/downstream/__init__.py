@@ -1,0 +1,1 @@
+"""What users do with a trained backbone: classify regions (regions.py), linear probes (probes.py)."""

@@ -1,0 +1,196 @@
+"""Region classification after fine-tuning: the held-out report beside its baselines, and applying an exported
+classifier to new regions (`genomenet classify`).
+
+The report scores the test split with the fine-tuned model, a k-mer spectrum logistic regression (k chosen on
+validation data) and a linear probe (logistic regression) on the frozen pre-trained backbone's mean-pooled
+embeddings, all on the same windows; says plainly when the model loses; exports the classifier.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from genomenet.baselines.kmer import FittedBaseline, choose_and_fit, kmer_spectrum, predict_probs
+from genomenet.data.cache import prepare
+from genomenet.data.intervals import read_bed_regions
+from genomenet.data.region_windows import WindowSpec, region_tokens, window_bases
+from genomenet.data.tokenizers import CODE_MASK, make_tokenizer
+from genomenet.errors import InputFileError
+from genomenet.evaluation.classification import METRICS, classification_metrics, per_class_metrics
+from genomenet.model.classifier import export_classifier, load_classifier
+from genomenet.model.heads import RegionClassifierNet, probabilities
+from genomenet.model.pretrained import load_pretrained
+
+MODEL_ROW = "fine-tuned LongNet"
+
+
+@torch.no_grad()
+def window_outputs(net: RegionClassifierNet, tokens: np.ndarray, what: str, kind: str = "", batch_size: int = 16,
+                   desc: str | None = None) -> np.ndarray:
+    """Class probabilities (`what="probs"`, (n, C)) or pooled features (`"features"`, (n, d)) of token windows."""
+    device = next(net.parameters()).device
+    out = []
+    for start in tqdm(range(0, len(tokens), batch_size), desc=desc, disable=desc is None, leave=False):
+        ids = torch.from_numpy(tokens[start:start + batch_size]).to(device)
+        result = net.features(ids) if what == "features" else probabilities(net(ids).float(), kind)
+        out.append(result.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def window_codes(datamodule, split: str) -> np.ndarray:
+    """Base codes (n, L) of a split's windows as the model reads them (strand included); 5 after a short region."""
+    data, length = datamodule.splits[split], datamodule.spec.length
+    codes = np.full((len(data.regions), length), 5, dtype=np.uint8)
+    for i, (region, window) in enumerate(zip(data.regions, data.windows, strict=True)):
+        bases = window_bases(datamodule.genome, window, region.reading_strand) & CODE_MASK
+        codes[i, :len(bases)] = bases
+    return codes
+
+
+def kmer_baseline(datamodule, kmer_sizes: list[int]) -> tuple[FittedBaseline, np.ndarray]:
+    """The k-mer spectrum baseline fitted on train (k chosen on val) and its test probabilities."""
+    kind, splits = datamodule.labels.kind, datamodule.splits
+    codes = {s: window_codes(datamodule, s) for s in ("train", "val", "test")}
+    options = [(f"k={k}", kmer_spectrum(codes["train"], k), kmer_spectrum(codes["val"], k), 1.0) for k in kmer_sizes]
+    fitted, best = choose_and_fit(kind, "k-mer spectrum", options, splits["train"].targets, splits["val"].targets)
+    k = kmer_sizes[best]
+    return fitted, predict_probs(kind, fitted.model, kmer_spectrum(codes["test"], k))
+
+
+def linear_probe(datamodule, init_weights: str, batch_size: int) -> tuple[FittedBaseline, np.ndarray]:
+    """Logistic regression on the frozen pre-trained backbone's mean-pooled embeddings (C chosen on val)."""
+    backbone = load_pretrained(init_weights).float()
+    net = RegionClassifierNet(backbone, 1, "mean", datamodule.tokenizer.pad_id).eval()
+    kind, splits = datamodule.labels.kind, datamodule.splits
+    feats = {s: window_outputs(net, splits[s].tokens, "features", batch_size=batch_size,
+                               desc=f"embedding {s} windows (linear probe)") for s in ("train", "val", "test")}
+    options = [(f"C={c}", feats["train"], feats["val"], c) for c in (0.01, 0.1, 1.0)]
+    fitted, _ = choose_and_fit(kind, "linear probe", options, splits["train"].targets, splits["val"].targets)
+    return fitted, predict_probs(kind, fitted.model, feats["test"])
+
+
+@dataclass
+class RegionReport:
+    rows: dict[str, dict[str, float]]
+    """Row name -> metrics on the test split."""
+    per_class: dict[str, dict]
+    kmer_choice: str
+    model_dir: Path | None
+
+
+def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, export: bool = True,
+                  batch_size: int = 16) -> RegionReport:
+    """Score the test split with the fine-tuned model and both baselines; print the table; export the model."""
+    datamodule.setup()
+    net, kind = module.net.cpu().float().eval(), datamodule.labels.kind
+    test = datamodule.splits["test"]
+    probs = window_outputs(net, test.tokens, "probs", kind, batch_size, desc="scoring test windows")
+    rows = {MODEL_ROW: classification_metrics(kind, test.targets, probs)}
+    kmer, kmer_probs = kmer_baseline(datamodule, kmer_sizes)
+    rows[f"k-mer spectrum ({kmer.choice}) + logistic regression"] = classification_metrics(kind, test.targets,
+                                                                                           kmer_probs)
+    if module.init_weights:
+        probe, probe_probs = linear_probe(datamodule, module.init_weights, batch_size)
+        rows[f"linear probe ({probe.choice}) on frozen pre-trained embeddings"] = classification_metrics(
+            kind, test.targets, probe_probs)
+    per_class = per_class_metrics(kind, list(datamodule.labels.classes), test.targets, probs)
+    model_dir = export_classifier(net, module.info(), out_dir) if export else None
+    report = RegionReport(rows, per_class, kmer.choice, model_dir)
+    print(report_table(report, datamodule), flush=True)
+    return report
+
+
+def report_table(report: RegionReport, datamodule) -> str:
+    """The held-out table (markdown), per-class rows, and what the model loses to."""
+    test = datamodule.splits["test"]
+    classes = datamodule.labels.classes
+    counts = test.targets.sum(0) if datamodule.labels.kind == "multilabel" else np.bincount(
+        test.targets[:, 0].astype(int), minlength=len(classes))
+    lines = [f"held-out test split: {len(test.regions)} regions ("
+             + ", ".join(f"{c} {int(n)}" for c, n in zip(classes, counts, strict=True)) + ")",
+             "| model | " + " | ".join(m.upper() if m in ("mcc", "f1") else m for m in METRICS) + " |",
+             "|---|" + "---:|" * len(METRICS)]
+    lines += [f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in METRICS) + " |" for name, m in report.rows.items()]
+    if report.per_class:
+        lines.append("per class (fine-tuned LongNet, one vs rest): " + "; ".join(
+            f"{c}: F1 {m['f1']:.3f}, AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}, n={m['support']}"
+            for c, m in report.per_class.items()))
+    lines += losses(report.rows)
+    return "\n".join(lines)
+
+
+def losses(rows: dict[str, dict[str, float]]) -> list[str]:
+    """Plain sentences where the fine-tuned model does not beat a baseline on accuracy or MCC."""
+    model = rows[MODEL_ROW]
+    said = [f"the fine-tuned model LOSES to the {name} on {metric} ({model[metric]:.3f} vs {m[metric]:.3f})"
+            for name, m in rows.items() if name != MODEL_ROW for metric in ("accuracy", "mcc")
+            if not model[metric] > m[metric]]
+    return said or ["the fine-tuned model beats every baseline on accuracy and MCC"]
+
+
+def write_report_json(report: RegionReport, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"test": report.rows, "per_class": report.per_class}, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def final_lines(report: RegionReport) -> str:
+    kmer = next(m for name, m in report.rows.items() if name.startswith("k-mer"))
+    lines = [f"held-out accuracy: {report.rows[MODEL_ROW]['accuracy']:.3f} (k-mer baseline: {kmer['accuracy']:.3f})"]
+    if report.model_dir is not None:
+        lines.append(f"model: {report.model_dir}")
+    return "\n".join(lines)
+
+
+# applying a classifier -----------------------------------------------------------------------------------------
+
+
+def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size: int = 16, device: str = "cpu",
+                     cache_dir: str | None = None, quiet: bool = False) -> Path:
+    """One row per BED region with its class probabilities: TSV (`chrom start end name strand predicted p_<class>`)
+    or, for an `.bed` output, BED6 with the predicted class as name and 1000 x its probability as score."""
+    net = load_classifier(model, pad_id_for=lambda k: make_tokenizer(k).pad_id).to(device)
+    info = net.info
+    genome = prepare(fasta, cache_dir, progress=not quiet)
+    records = read_bed_regions(regions, genome.lengths)
+    tokenizer, spec = make_tokenizer(info.kmer_size), WindowSpec(**info.window)
+    tokens = np.stack([region_tokens(genome, r, spec, tokenizer) for r in records])
+    probs = window_outputs(net, tokens, "probs", info.labels["kind"], batch_size,
+                           desc=None if quiet else f"classifying {len(records)} regions")
+    classes = info.labels["classes"]
+    out_path = Path(out)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        as_bed = out_path.suffix == ".bed"
+        if not as_bed:
+            writer.writerow(["chrom", "start", "end", "name", "strand", "predicted", *(f"p_{c}" for c in classes)])
+        for region, p in zip(records, probs, strict=True):
+            best = int(p.argmax())
+            if as_bed:
+                writer.writerow([region.chrom, region.start, region.end, classes[best], round(1000 * p[best]),
+                                 region.strand])
+            else:
+                writer.writerow([region.chrom, region.start, region.end, region.name, region.strand, classes[best],
+                                 *(f"{x:.6f}" for x in p)])
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def classify_main(args) -> int:
+    """`genomenet classify`: see classify_regions."""
+    if not Path(args.fasta).is_file():
+        raise InputFileError(f"{args.fasta}: no such FASTA file")
+    path = classify_regions(args.model, args.fasta, args.regions, args.out, args.batch_size, args.device,
+                            args.cache_dir, args.quiet)
+    print(f"wrote {path}", file=sys.stderr if args.quiet else sys.stdout)
+    return 0

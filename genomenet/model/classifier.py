@@ -1,0 +1,90 @@
+"""Export a fine-tuned region classifier to safetensors + JSON, and load it back without Lightning.
+
+An exported classifier is a directory with `model.safetensors` (backbone, pooling and head weights) and `config.json`:
+`format` `genomenet-classifier/1`, `backbone` (LongNetConfig fields), `causal`, `kmer_size`, `pooling`, `labels`
+(`kind`: binary | multiclass | multilabel, `classes`), `window` (`length`, `mode`, `flank`: what each region is read
+as). A training checkpoint of the classifier holds the same under its `genomenet_classifier` key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from genomenet.errors import InputFileError
+from genomenet.model.heads import RegionClassifierNet
+from genomenet.model.longnet import LongNet, LongNetConfig
+
+FORMAT = "genomenet-classifier/1"
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+CHECKPOINT_KEY = "genomenet_classifier"
+
+
+@dataclass
+class ClassifierInfo:
+    """What applying a classifier to new regions needs besides the weights."""
+
+    backbone: LongNetConfig
+    causal: bool
+    kmer_size: int
+    pooling: str
+    labels: dict
+    """{"kind": binary | multiclass | multilabel, "classes": [...]}"""
+    window: dict
+    """{"length": bases, "mode": centered | region, "flank": bases}"""
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, **asdict(self), "backbone": asdict(self.backbone)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClassifierInfo:
+        if d.get("format") != FORMAT:
+            raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
+        return cls(LongNetConfig(**d["backbone"]), d["causal"], d["kmer_size"], d["pooling"], d["labels"], d["window"])
+
+
+def build_classifier(info: ClassifierInfo, pad_id: int) -> RegionClassifierNet:
+    outputs = 1 if info.labels["kind"] == "binary" else len(info.labels["classes"])
+    return RegionClassifierNet(LongNet(info.backbone, causal=info.causal), outputs, info.pooling, pad_id)
+
+
+def export_classifier(net: RegionClassifierNet, info: ClassifierInfo, out_dir: str | Path) -> Path:
+    """Write model.safetensors and config.json into out_dir; each file appears whole or not at all."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(net, str(out / f".{WEIGHTS}.tmp"))
+    os.replace(out / f".{WEIGHTS}.tmp", out / WEIGHTS)
+    (out / f".{CONFIG}.tmp").write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+    os.replace(out / f".{CONFIG}.tmp", out / CONFIG)
+    return out
+
+
+def load_classifier(path: str | Path, pad_id_for=None, map_location: str = "cpu") -> RegionClassifierNet:
+    """An exported classifier directory or a fine-tuning checkpoint, in eval mode, carrying `.info`.
+    `pad_id_for(kmer_size)` gives the tokenizer's pad id (the model package does not know tokenizers)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            info = ClassifierInfo.from_dict(json.loads((path / CONFIG).read_text()))
+            state = None
+        elif path.is_file():
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+            info = ClassifierInfo.from_dict(ckpt[CHECKPOINT_KEY])
+            state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+        else:
+            raise InputFileError(f"{path}: no such classifier directory or checkpoint file")
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise InputFileError(f"{path}: not a genomenet region classifier ({type(err).__name__}: {err})") from None
+    pad_id = pad_id_for(info.kmer_size) if pad_id_for else -1
+    net = build_classifier(info, pad_id)
+    if state is None:
+        load_model(net, str(path / WEIGHTS), device=map_location)
+    else:
+        net.load_state_dict(state)
+    net.info = info
+    return net.eval()

@@ -1,0 +1,179 @@
+"""`RegionClassifier`: the Lightning module that fine-tunes a LongNet backbone with a pooled classification head.
+
+The head's size comes from the data (its label set), so it is built in `setup`, after the data module has read the
+BED and before optimizers or a resumed checkpoint are touched. Losses: binary and multi-label BCE on logits,
+multi-class cross-entropy. Validation logs loss, accuracy, MCC and AUROC from scikit-learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from genomenet.data.tokenizers import make_tokenizer
+from genomenet.errors import ConfigError, InputFileError
+from genomenet.evaluation.classification import classification_metrics
+from genomenet.model.classifier import CHECKPOINT_KEY, ClassifierInfo
+from genomenet.model.heads import Pooling, RegionClassifierNet, probabilities
+from genomenet.model.longnet import LongNet, LongNetConfig
+from genomenet.model.pretrained import load_pretrained
+from genomenet.training.module import (
+    OptimizerConfig,
+    load_initial_weights,
+    resolve_vocab,
+    schedule_steps,
+    warmup_cosine,
+)
+
+
+class RegionClassifier(L.LightningModule):
+    """Fine-tunes a (pre-trained) LongNet on labelled regions: full, frozen, or with a lower backbone learning rate."""
+
+    def __init__(
+        self,
+        init_weights: str | None = None,
+        backbone: LongNetConfig | None = None,
+        causal: bool = False,
+        pooling: Pooling = "mean",
+        finetune: Literal["full", "frozen"] = "full",
+        backbone_lr_scale: float = 1.0,
+        head_dropout: float = 0.1,
+        optimizer: OptimizerConfig = OptimizerConfig(lr=3e-4, weight_decay=0.01, warmup_steps=50),  # noqa: B008
+        kmer_size: int = 1,
+        context_length: int | None = None,
+        sequence_parallel_size: int = 1,
+    ) -> None:
+        """
+        Args:
+            init_weights: pre-trained backbone to start from (an exported model directory or a checkpoint); its
+                shape and attention (causal for a causal LM, bidirectional for a masked LM) are used. None: a fresh
+                backbone of shape `backbone`.
+            backbone: shape of a fresh backbone (without init_weights); with init_weights, leave unset.
+            causal: attention of a fresh backbone (without init_weights).
+            pooling: mean (default), attention (learned weights over positions), or last (the last real token: the
+                one a causal backbone lets see the whole window).
+            finetune: full (train everything) or frozen (train only the pooling and head).
+            backbone_lr_scale: the backbone's learning rate is optimizer.lr times this (e.g. 0.1).
+            head_dropout: dropout on the pooled vector.
+            optimizer: AdamW with warm-up and cosine decay.
+            kmer_size: bases per token; set from data.kmer_size (must match init_weights').
+            context_length: bases per window; set from data.context_length, recorded in the export.
+            sequence_parallel_size: set from data; must be 1.
+        """
+        super().__init__()
+        if finetune not in ("full", "frozen") or backbone_lr_scale < 0:
+            raise ConfigError(f"model finetune={finetune!r} must be full or frozen, backbone_lr_scale >= 0")
+        self.tokenizer = make_tokenizer(kmer_size)
+        self.kmer_size, self.context_length, self.init_weights = kmer_size, context_length, init_weights
+        self.pooling, self.finetune, self.lr_scale = pooling, finetune, backbone_lr_scale
+        self.optim = optimizer
+        # the head gets its size in setup(), from the data's label set
+        self.net = RegionClassifierNet(self._backbone(init_weights, backbone, causal), 1, pooling,
+                                       self.tokenizer.pad_id, head_dropout)
+        self.labels: dict | None = None
+        self.window: dict | None = None
+        self.save_hyperparameters({"init_weights": init_weights, "pooling": pooling, "finetune": finetune,
+                                   "backbone_lr_scale": backbone_lr_scale, "head_dropout": head_dropout,
+                                   "optimizer": asdict(optimizer), "kmer_size": kmer_size,
+                                   "context_length": context_length, "backbone": asdict(self.backbone.cfg),
+                                   "causal": self.backbone.causal})
+        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _backbone(self, init_weights: str | None, cfg: LongNetConfig | None, causal: bool) -> LongNet:
+        if init_weights is None:
+            cfg = resolve_vocab(cfg or LongNetConfig(), self.tokenizer.vocab_size)
+            return LongNet(cfg, causal=causal)
+        try:
+            trained = load_pretrained(init_weights)
+        except InputFileError as err:
+            raise ConfigError(f"model init_weights: {err}") from None
+        if cfg is not None and replace(cfg, vocab_size=trained.cfg.vocab_size) != trained.cfg:
+            raise ConfigError(f"model backbone differs from init_weights {init_weights}'s; leave model.backbone unset")
+        model = LongNet(trained.cfg, causal=trained.info.objective.kind == "causal")
+        load_initial_weights(model, init_weights, self.kmer_size)
+        return model
+
+    # the head needs the data's classes --------------------------------------------------------------------------
+    @property
+    def backbone(self) -> LongNet:
+        return self.net.backbone
+
+    def setup(self, stage: str) -> None:
+        if self.labels is None:
+            data = self.trainer.datamodule
+            self.build_head(data.labels.to_dict(), {"length": data.spec.length, "mode": data.spec.mode,
+                                                    "flank": data.spec.flank})
+
+    def build_head(self, labels: dict, window: dict) -> None:
+        self.labels, self.window = labels, window
+        self.net.set_outputs(1 if labels["kind"] == "binary" else len(labels["classes"]))
+        if self.finetune == "frozen":
+            self.backbone.requires_grad_(False)
+
+    def info(self) -> ClassifierInfo:
+        return ClassifierInfo(self.backbone.cfg, self.backbone.causal, self.kmer_size, self.pooling, self.labels,
+                              self.window)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.info().to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self.labels is None and CHECKPOINT_KEY in checkpoint:
+            saved = checkpoint[CHECKPOINT_KEY]
+            self.build_head(saved["labels"], saved["window"])
+
+    def on_train_epoch_start(self) -> None:
+        if self.finetune == "frozen":
+            self.backbone.eval()  # no dropout in a frozen backbone
+
+    # steps -----------------------------------------------------------------------------------------------------
+    def forward(self, input_ids: Tensor) -> Tensor:
+        return self.net(input_ids.long())
+
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        if self.labels["kind"] == "multiclass":
+            return F.cross_entropy(logits, target[:, 0].long())
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        loss = self.loss(self(batch["input_ids"]), batch["target"])
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self(batch["input_ids"])
+        self.log("val/loss", self.loss(logits, batch["target"]), prog_bar=True)
+        probs = probabilities(logits.float(), self.labels["kind"])
+        self._val.append((batch["target"].cpu().numpy(), probs.cpu().numpy()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        targets, probs = (np.concatenate(x) for x in zip(*self._val, strict=True))
+        self._val.clear()
+        metrics = classification_metrics(self.labels["kind"], targets, probs)
+        for name in ("accuracy", "mcc", "auroc"):
+            self.log(f"val/{name}", float(metrics[name]), prog_bar=name == "accuracy")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
+        return probabilities(self(batch["input_ids"]).float(), self.labels["kind"])
+
+    def configure_optimizers(self) -> dict:
+        head = [p for n, p in self.net.named_parameters() if not n.startswith("backbone.")]
+        groups = [{"params": head, "lr": self.optim.lr}]
+        if self.finetune == "full" and self.lr_scale > 0:
+            groups.append({"params": [p for p in self.backbone.parameters() if p.requires_grad],
+                           "lr": self.optim.lr * self.lr_scale})
+        else:
+            self.backbone.requires_grad_(False)
+        opt = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas),
+                                weight_decay=self.optim.weight_decay)
+        total = schedule_steps(self.optim, self.trainer.max_steps, lambda: self.trainer.estimated_stepping_batches)
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(self.optim, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
