@@ -38,7 +38,7 @@ class RegionClassifier(L.LightningModule):
     def __init__(
         self,
         init_weights: str | None = None,
-        backbone: LongNetConfig | None = None,
+        backbone: LongNetConfig = LongNetConfig(),  # noqa: B008 - read-only default
         causal: bool = False,
         pooling: Pooling = "mean",
         finetune: Literal["full", "frozen"] = "full",
@@ -54,7 +54,8 @@ class RegionClassifier(L.LightningModule):
             init_weights: pre-trained backbone to start from (an exported model directory or a checkpoint); its
                 shape and attention (causal for a causal LM, bidirectional for a masked LM) are used. None: a fresh
                 backbone of shape `backbone`.
-            backbone: shape of a fresh backbone (without init_weights); with init_weights, leave unset.
+            backbone: shape of a fresh backbone (without init_weights); with init_weights, leave it at its
+                defaults: the pre-trained model's shape is used.
             causal: attention of a fresh backbone (without init_weights).
             pooling: mean (default), attention (learned weights over positions), or last (the last real token: the
                 one a causal backbone lets see the whole window).
@@ -85,15 +86,15 @@ class RegionClassifier(L.LightningModule):
                                    "causal": self.backbone.causal})
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def _backbone(self, init_weights: str | None, cfg: LongNetConfig | None, causal: bool) -> LongNet:
+    def _backbone(self, init_weights: str | None, cfg: LongNetConfig, causal: bool) -> LongNet:
         if init_weights is None:
-            cfg = resolve_vocab(cfg or LongNetConfig(), self.tokenizer.vocab_size)
+            cfg = resolve_vocab(cfg, self.tokenizer.vocab_size)
             return LongNet(cfg, causal=causal)
         try:
             trained = load_pretrained(init_weights)
         except InputFileError as err:
             raise ConfigError(f"model init_weights: {err}") from None
-        if cfg is not None and replace(cfg, vocab_size=trained.cfg.vocab_size) != trained.cfg:
+        if cfg != LongNetConfig() and replace(cfg, vocab_size=trained.cfg.vocab_size) != trained.cfg:
             raise ConfigError(f"model backbone differs from init_weights {init_weights}'s; leave model.backbone unset")
         model = LongNet(trained.cfg, causal=trained.info.objective.kind == "causal")
         load_initial_weights(model, init_weights, self.kmer_size)

@@ -1,0 +1,139 @@
+"""Labelled regions: windows read on the region's strand, splits that leak no sequence, labels checked line by line."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from Bio.Seq import Seq
+from conftest import DMEL
+
+from genomenet.data.intervals import Interval, Region, read_bed_regions
+from genomenet.data.labels import infer_labels
+from genomenet.data.region_datamodule import RegionDataModule
+from genomenet.data.region_windows import WindowSpec, region_tokens
+from genomenet.data.splits import SplitConfig, blocks_by_chromosome, split_blocks, split_of
+from genomenet.data.tokenizers import make_tokenizer
+from genomenet.errors import ConfigError, GenomenetError, InputFileError
+
+CHROM = "NC_004353.4:1100001-1300000"
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("strand", ["+", "-", "."])
+def test_a_region_is_read_5_to_3_on_its_strand(dmel, strand: str, k: int) -> None:
+    start = random.randrange(0, 150_000)
+    region = Region(CHROM, start, start + random.randrange(1, 400), "x", strand)
+    spec = WindowSpec(999, "centered")
+    window = spec.interval(region)
+    text = dmel.sequence(CHROM, window.start, window.end)
+    expected = str(Seq(text).reverse_complement()) if strand == "-" else text
+    tokenizer = make_tokenizer(k)
+    assert np.array_equal(region_tokens(dmel, region, spec, tokenizer), tokenizer.encode(expected))
+
+
+def test_region_mode_adds_flanks_pads_short_regions_and_crops_long_ones_about_their_centre(dmel) -> None:
+    tokenizer, spec = make_tokenizer(1), WindowSpec(100, "region", flank=10)
+    short = Region(CHROM, 5000, 5030, "x", "+")
+    ids = region_tokens(dmel, short, spec, tokenizer)
+    assert np.array_equal(ids[:50], tokenizer.encode(dmel.sequence(CHROM, 4990, 5040)))
+    assert (ids[50:] == tokenizer.pad_id).all()
+    long = Region(CHROM, 5000, 5500, "x", "+")
+    assert spec.interval(long) == Interval(CHROM, 5200, 5300)
+
+
+def test_bases_past_the_chromosome_end_read_as_n(dmel) -> None:
+    tokenizer = make_tokenizer(1)
+    ids = region_tokens(dmel, Region(CHROM, 0, 1, "x", "+"), WindowSpec(100), tokenizer)
+    assert (ids[:50] == tokenizer.n_id).all()
+    assert np.array_equal(ids[50:], tokenizer.encode(dmel.sequence(CHROM, 0, 50)))
+
+
+@pytest.mark.parametrize("by", ["block", "chromosome"])
+def test_no_two_windows_in_different_splits_share_a_base(by: str) -> None:
+    lengths = {"a": 1_000_000, "b": 700_000, "c": 300_000}
+    cfg = SplitConfig(by=by, block_size=random.choice([50_000, 100_000]), seed=random.randrange(100),
+                      val_chromosomes=["b"] if by == "chromosome" else [],
+                      test_chromosomes=["c"] if by == "chromosome" else [])
+    blocks = blocks_by_chromosome(split_blocks(lengths, cfg))
+    spec = WindowSpec(8_000)
+    placed: dict[str, list[Interval]] = {"train": [], "val": [], "test": []}
+    for _ in range(3000):
+        chrom = random.choice(list(lengths))
+        start = random.randrange(lengths[chrom])
+        window = spec.interval(Region(chrom, start, start + 1))
+        split = split_of(window, blocks)
+        if split is not None:
+            placed[split].append(window)
+    assert all(placed.values())
+    for a, b in [("train", "val"), ("train", "test"), ("val", "test")]:
+        for w in placed[a]:
+            assert not any(w.chrom == v.chrom and w.start < v.end and v.start < w.end for v in placed[b])
+
+
+def test_block_split_holds_out_a_share_of_every_chromosome() -> None:
+    blocks = split_blocks({"a": 2_000_000, "b": 1_000_000}, SplitConfig(block_size=100_000, test_fraction=0.2))
+    for chrom, n in (("a", 4), ("b", 2)):
+        assert sum(b.split == "test" for b in blocks if b.chrom == chrom) == n
+
+
+def write_bed(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "labels.bed"
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    (["c\t0\t10\tpos", "c\t20\t30"], "line 2: no label"),
+    (["c\t0\t10\tpos", "c\t20\t30\t\t0\t+"], "line 2: no label"),
+    (["# header", "c\t0\t10\t1", "c\t20\t30\tpos"], "line 3: label 'pos' is a word but line 2's is a number"),
+    (["c\t0\t10\tpos", "c\t20\t30\tpos"], "a classifier needs two classes"),
+])
+def test_bad_labels_are_one_error_naming_the_line(tmp_path: Path, lines: list[str], message: str) -> None:
+    path = write_bed(tmp_path, lines)
+    with pytest.raises(InputFileError, match=message):
+        infer_labels(path, read_bed_regions(path), "auto")
+
+
+def test_label_kind_follows_the_labels(tmp_path: Path) -> None:
+    kinds = {}
+    for name, labels in {"binary": ["a", "b"], "multiclass": ["a", "b", "c"], "multilabel": ["a,b", "b"]}.items():
+        path = write_bed(tmp_path, [f"c\t{i}\t{i + 1}\t{label}" for i, label in enumerate(labels)])
+        kinds[name] = infer_labels(path, read_bed_regions(path), "auto")
+    assert {name: ls.kind for name, ls in kinds.items()} == {n: n for n in kinds}
+    assert kinds["multilabel"].target("a,b").tolist() == [1, 1]
+    assert kinds["multiclass"].target("c").tolist() == [2]
+
+
+def data_module(tmp_path: Path, lines: list[str], **kwargs) -> RegionDataModule:
+    kwargs = {"context_length": 200, "cache_dir": str(tmp_path / "cache")} | kwargs
+    return RegionDataModule(str(DMEL), str(write_bed(tmp_path, lines)), **kwargs)
+
+
+@pytest.mark.parametrize(("lines", "error", "message"), [
+    (["chr4\t10\t20\ta"], InputFileError, "line 1: chromosome 'chr4' is not in the FASTA"),
+    ([f"{CHROM}\t10\t300000\ta"], InputFileError, "line 1: interval .* is outside its chromosome"),
+    ([f"{CHROM}\t{s}\t{s + 1}\t{'a' if s < 100_000 else 'b'}" for s in range(1000, 199_000, 1000)], ConfigError,
+     "leaves class '[ab]' with no (train|test) example"),
+])
+def test_regions_the_data_cannot_hold_fail_at_setup_with_one_line(tmp_path: Path, lines, error, message) -> None:
+    split = SplitConfig(by="block", block_size=100_000, test_fraction=0.4, val_fraction=0.0, seed=0)
+    dm = data_module(tmp_path, lines, split=split)
+    with pytest.raises(error, match=message) as caught:
+        dm.setup()
+    assert isinstance(caught.value, GenomenetError) and "\n" not in str(caught.value)
+
+
+def test_the_split_is_written_into_the_run(tmp_path: Path) -> None:
+    lines = [f"{CHROM}\t{s}\t{s + 1}\t{'ab'[s // 1000 % 2]}\t0\t{'+-'[s // 2000 % 2]}"
+             for s in range(500, 199_000, 1000)]
+    dm = data_module(tmp_path, lines, split=SplitConfig(block_size=20_000, test_fraction=0.3, val_fraction=0.1))
+    dm.setup()
+    rows = dm.write_split(tmp_path / "run")
+    table = [line.split("\t") for line in rows.read_text().splitlines()[1:]]
+    kept = sum(len(dm.splits[s].regions) for s in ("train", "val", "test"))
+    assert len(table) == kept and kept + sum(dm.dropped.values()) == len(lines)
+    assert {row[-1] for row in table} == {"train", "val", "test"}
+    assert (tmp_path / "run" / "split_blocks.bed").is_file()

@@ -1,0 +1,136 @@
+"""`genomenet fit` on a labelled BED: the head learns a signal planted in real sequence, the report ends with its
+contract lines, the exported classifier round-trips and `genomenet classify` applies it."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from Bio.Seq import Seq
+from conftest import DMEL
+from inference_models import tiny_model
+
+from genomenet.cli import main
+from genomenet.data.tokenizers import make_tokenizer
+from genomenet.model.classifier import ClassifierInfo, export_classifier, load_classifier
+from genomenet.model.heads import RegionClassifierNet
+from genomenet.model.longnet import LongNet, LongNetConfig
+
+MOTIF = "TGACGTCATAGGCCTA"  # not its own reverse complement
+WINDOW = 128
+
+
+def planted_genome(folder: Path, n: int = 600, seed: int = 0) -> tuple[Path, Path]:
+    """Real D. melanogaster sequence with MOTIF written at the centre of the positive regions, read 5'->3' on the
+    region's strand (so a minus-strand positive holds the motif's reverse complement on the forward strand)."""
+    rng = random.Random(seed)
+    with gzip.open(DMEL, "rt") as handle:
+        name = handle.readline()[1:].split()[0]
+        seq = list("".join(line.strip() for line in handle))
+    centres = [c for c in range(200, len(seq) - 200, 300) if "N" not in "".join(seq[c - 64:c + 64]).upper()]
+    lines = []
+    for centre in rng.sample(centres, n):
+        label, strand = rng.choice(["motif", "plain"]), rng.choice("+-")
+        if label == "motif":
+            site = MOTIF if strand == "+" else str(Seq(MOTIF).reverse_complement())
+            seq[centre - 8:centre + 8] = site
+        lines.append((centre, f"{name}\t{centre}\t{centre + 1}\t{label}\t0\t{strand}\n"))
+    fasta = folder / "planted.fa"
+    fasta.write_text(f">{name}\n" + "".join("".join(seq[i:i + 80]) + "\n" for i in range(0, len(seq), 80)))
+    bed = folder / "labels.bed"
+    bed.write_text("".join(line for _, line in sorted(lines)))
+    return fasta, bed
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One fine-tuning run (warm-started from a tiny exported model), shared by the tests below."""
+    folder = tmp_path_factory.mktemp("finetune")
+    fasta, bed = planted_genome(folder)
+    backbone = tiny_model(folder / "backbone", seed=0)
+    argv = ["fit", "--config", str(Path(__file__).parents[1] / "configs" / "finetune_regions.yaml"),
+            "--data.fasta", str(fasta), "--data.regions", str(bed), "--model.init_weights", str(backbone),
+            "--data.context_length", str(WINDOW), "--data.split.block_size", "20000", "--data.cache_dir",
+            str(folder / "cache"), "--model.optimizer.lr", "0.003", "--model.optimizer.warmup_steps", "10",
+            "--model.backbone_lr_scale", "1.0", "--trainer.max_epochs", "6", "--trainer.accelerator", "cpu",
+            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+            "--checkpoint.dirpath", str(folder / "run" / "checkpoints"), "--report.export_dir",
+            str(folder / "run" / "model"), "--report.kmer_sizes", "[2, 4]"]
+    return {"folder": folder, "fasta": fasta, "bed": bed, "argv": argv, "backbone": backbone}
+
+
+@pytest.mark.slow
+def test_fit_learns_a_planted_motif_and_ends_with_the_contract_lines(run: dict, capsys) -> None:
+    assert main(run["argv"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    accuracy = re.fullmatch(r"held-out accuracy: (\d\.\d{3}) \(k-mer baseline: (\d\.\d{3})\)", out[-2])
+    assert accuracy, out[-2]
+    assert float(accuracy.group(1)) >= 0.9
+    assert out[-1] == f"model: {run['folder'] / 'run' / 'model'}"
+    table = "\n".join(out)
+    assert "| k-mer spectrum (k=" in table and "| linear probe (C=" in table
+    assert (run["folder"] / "run" / "split.tsv").is_file()
+    assert (run["folder"] / "run" / "held_out_report.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".tsv", ".bed"])
+def test_classify_applies_the_exported_classifier_to_a_bed(run: dict, capsys, suffix: str) -> None:
+    model = run["folder"] / "run" / "model"
+    if not model.is_dir():
+        pytest.skip("needs the fine-tuning run")
+    split = run["folder"] / "run" / "split.tsv"
+    rows = [r for r in csv.DictReader(open(split), delimiter="\t") if r["split"] == "test"]
+    bed = run["folder"] / "test.bed"
+    bed.write_text("".join(f"{r['chrom']}\t{r['start']}\t{r['end']}\t{r['label']}\t0\t{r['strand']}\n" for r in rows))
+    out = run["folder"] / f"predicted{suffix}"
+    assert main(["classify", "--model", str(model), "--fasta", str(run["fasta"]), "--regions", str(bed),
+                 "--out", str(out), "--cache-dir", str(run["folder"] / "cache"), "--quiet"]) == 0
+    lines = [line.split("\t") for line in out.read_text().splitlines()]
+    if suffix == ".tsv":
+        assert lines[0] == ["chrom", "start", "end", "name", "strand", "predicted", "p_motif", "p_plain"]
+        predicted = [row[5] for row in lines[1:]]
+        assert all(abs(float(row[6]) + float(row[7]) - 1) < 1e-5 for row in lines[1:])
+    else:
+        predicted = [row[3] for row in lines]
+        assert all(0 <= int(row[4]) <= 1000 for row in lines)
+    assert np.mean([p == r["label"] for p, r in zip(predicted, rows, strict=True)]) >= 0.9
+
+
+def test_an_exported_classifier_gives_the_same_probabilities_as_before_export(tmp_path: Path) -> None:
+    tokenizer = make_tokenizer(1)
+    cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=2, d_model=32, n_heads=2, segment_lengths=[32, 64],
+                        dilation_rates=[1, 2])
+    for pooling in ("mean", "attention", "last"):
+        net = RegionClassifierNet(LongNet(cfg, causal=pooling == "last"), 3, pooling, tokenizer.pad_id).eval()
+        info = ClassifierInfo(cfg, pooling == "last", 1, pooling, {"kind": "multiclass", "classes": ["a", "b", "c"]},
+                              {"length": 64, "mode": "region", "flank": 5})
+        loaded = load_classifier(export_classifier(net, info, tmp_path / pooling), lambda k: make_tokenizer(k).pad_id)
+        ids = torch.randint(0, 4, (3, 64))
+        ids[0, 40:] = tokenizer.pad_id  # a short region
+        with torch.no_grad():
+            assert torch.equal(net(ids), loaded(ids))
+        assert loaded.info == info
+
+
+def test_a_warm_start_whose_tokens_do_not_match_is_one_line(run: dict, capfd) -> None:
+    code = main([*run["argv"], "--data.kmer_size", "2"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "init_weights" in err[0] and "1-mer" in err[0]
+
+
+def test_a_label_column_mixing_numbers_and_words_is_one_line(run: dict, capfd, tmp_path: Path) -> None:
+    bed = tmp_path / "mixed.bed"
+    lines = run["bed"].read_text().splitlines()
+    bed.write_text("\n".join([lines[0].replace("motif", "1").replace("plain", "1"), *lines[1:]]) + "\n")
+    code = main([*run["argv"], "--data.regions", str(bed)])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert str(bed) in err[0] and "line 2" in err[0]
