@@ -63,6 +63,7 @@ class RegionDataModule(L.LightningDataModule):
         task: TaskKind | Literal["auto"] = "auto",
         split: SplitConfig = SplitConfig(),  # noqa: B008 - read-only default
         max_n_fraction: float = 0.1,
+        split_context: int | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
         cache_dir: str | None = None,
@@ -81,6 +82,9 @@ class RegionDataModule(L.LightningDataModule):
             task: binary, multiclass, multilabel, or auto (from the labels).
             split: train / val / test by chromosome or by genomic blocks; windows touching two splits are dropped.
             max_n_fraction: drop windows with a larger share of N (or bases past a chromosome's end).
+            split_context: bases about each region that decide its split (default: the window it reads); set it to
+                the longest window of a comparison across window lengths, so every length trains and tests on the
+                same regions.
             batch_size: windows per batch.
             num_workers: DataLoader workers.
             cache_dir: prepared-genome cache (default $GENOMENET_CACHE or ~/.cache/genomenet).
@@ -96,6 +100,7 @@ class RegionDataModule(L.LightningDataModule):
         self.spec = WindowSpec(context_length, mode, flank)
         self.context_length, self.kmer_size, self.sequence_parallel_size = context_length, kmer_size, 1
         self.task, self.split_cfg, self.max_n = task, split, max_n_fraction
+        self.split_spec = WindowSpec(max(split_context or 0, context_length), mode, flank)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.tokenizer: KmerTokenizer = make_tokenizer(kmer_size)
         self.genome: PreparedGenome | None = None
@@ -127,11 +132,10 @@ class RegionDataModule(L.LightningDataModule):
         assigned: dict[str, list[Region]] = {s: [] for s in SPLITS}
         self.dropped = {"two splits": 0, "too many N": 0}
         for region in regions:
-            window = self.spec.interval(region)
-            split = split_of(window, by_chrom)
+            split = split_of(self.split_spec.interval(region), by_chrom)
             if split is None:
                 self.dropped["two splits"] += 1
-            elif n_fraction(self.genome, window) > self.max_n:
+            elif n_fraction(self.genome, self.spec.interval(region)) > self.max_n:
                 self.dropped["too many N"] += 1
             else:
                 assigned[split].append(region)
