@@ -20,6 +20,7 @@ USAGE = """usage: genomenet {fit,validate,test,predict} --config configs/NAME.ya
        genomenet export CHECKPOINT OUT_DIR
        genomenet embed --model PATH --fasta FASTA [--regions BED] --out OUT.h5 [options]
        genomenet track --model PATH --fasta FASTA [--regions BED] --out OUT.bedGraph [options]
+       genomenet score-variants --model PATH --fasta FASTA --vcf VCF --out OUT.vcf[.gz] [options]
        genomenet classify --model CLASSIFIER --fasta FASTA --regions BED --out OUT.tsv|OUT.bed [options]
        genomenet demo [--seq-len N]
 
@@ -147,6 +148,45 @@ def classify_main(argv: list[str]) -> int:
     return run(args)
 
 
+def score_variants_main(argv: list[str]) -> int:
+    """`genomenet score-variants`: the VCF's records, in order, with the model's scores as INFO fields."""
+    parser = argparse.ArgumentParser(prog="genomenet score-variants", description=score_variants_main.__doc__)
+    parser.add_argument("--model", required=True, help="an exported model directory or a training checkpoint")
+    parser.add_argument("--fasta", required=True, help="the reference FASTA the VCF was called against")
+    parser.add_argument("--vcf", required=True, help="VCF or BCF, plain or bgzipped")
+    parser.add_argument("--out", required=True, help="output VCF; .vcf.gz is bgzipped and tabix-indexed")
+    parser.add_argument("--tsv", default=None, help="also write the scores as a TSV, one row per ALT")
+    parser.add_argument("--window", type=int, default=1024, help="bases per window around a variant (default 1024)")
+    parser.add_argument("--scores", default="", help="comma-separated of llr (causal LM), log_odds (masked LM), "
+                        "cosine, l2; default: the model's own (llr or log_odds) and cosine")
+    parser.add_argument("--reverse-complement", action="store_true", help="average each score over both strands")
+    parser.add_argument("--keep-mismatches", action="store_true", help="keep records whose REF differs from the "
+                        "FASTA, flagged GN_FLAG=REF_MISMATCH and unscored (default: stop with an error)")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16", "16"))
+    parser.add_argument("--cache-dir", default=None, help="prepared-genome cache")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    from genomenet.downstream.score_variants import score_variants
+    from genomenet.downstream.variant_effects import ScoreOptions
+    from genomenet.errors import ConfigError, InputFileError
+
+    if args.window < 2:
+        raise ConfigError(f"--window {args.window} must be >= 2")
+    for path, what in ((args.fasta, "FASTA"), (args.vcf, "VCF")):
+        if not os.path.isfile(path):
+            raise InputFileError(f"{path}: no such {what} file")
+    scores = tuple(s.strip() for s in args.scores.split(",") if s.strip())
+    options = ScoreOptions(args.window, scores, args.reverse_complement)
+    out, records, seconds = score_variants(args.model, args.fasta, args.vcf, args.out, options, args.tsv,
+                                           args.keep_mismatches, args.device, args.precision, args.batch_size,
+                                           args.cache_dir, progress=not args.quiet)
+    print(f"scored {records} records in {seconds:.1f}s ({records / max(seconds, 1e-9):.1f} records/s)")
+    print(f"variants: {out}")
+    return 0
+
+
 def prepare_main(argv: list[str]) -> int:
     from genomenet.data.cache import prepare_main as data_prepare_main
 
@@ -159,6 +199,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "embed": embed_main,
     "track": track_main,
     "classify": classify_main,
+    "score-variants": score_variants_main,
     "demo": demo_main,
 }
 

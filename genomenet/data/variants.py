@@ -1,0 +1,98 @@
+"""VCF records through pysam (htslib): opened with one-line errors, contigs matched to the FASTA, alleles classified.
+
+Positions here are 0-based (pysam's `record.start`); REF is checked against the prepared genome before anything is
+scored. Nothing is dropped: an allele that cannot be scored is kept and flagged.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pysam
+
+from genomenet.data.intervals import missing_chromosome_hint
+from genomenet.errors import InputFileError
+
+SCORABLE = ("snv", "mnv", "indel")
+
+
+def allele_kind(ref: str, alt: str | None) -> str:
+    """snv | mnv (same length, several bases) | indel | symbolic (`<DEL>`) | star (`*`) | breakend | missing."""
+    if alt is None or alt == ".":
+        return "missing"
+    if alt == "*":
+        return "star"
+    if alt.startswith("<"):
+        return "symbolic"
+    if any(c in alt for c in "[]") or alt.startswith(".") or alt.endswith("."):
+        return "breakend"
+    if len(ref) == len(alt):
+        return "snv" if len(ref) == 1 else "mnv"
+    return "indel"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One VCF record as the scorer reads it."""
+
+    number: int
+    """1-based record number in the file (for errors)."""
+    chrom: str
+    """The FASTA's name of its contig."""
+    start: int
+    """0-based position of REF's first base."""
+    ref: str
+    alts: tuple[str, ...]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(allele_kind(self.ref, a) for a in self.alts)
+
+
+def open_vcf(path: str | Path) -> pysam.VariantFile:
+    """A VCF or BCF (plain or bgzipped) opened for reading; anything else is a one-line InputFileError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such VCF file")
+    try:
+        return pysam.VariantFile(str(path))
+    except (ValueError, OSError) as err:
+        raise InputFileError(f"{path}: not a readable VCF ({err})") from None
+
+
+class ContigMatcher:
+    """VCF contig -> FASTA record name, reconciling a `chr` prefix on one side only (said once on stderr)."""
+
+    def __init__(self, vcf_path: str | Path, fasta_names: list[str]) -> None:
+        self.path, self.names, self.known = vcf_path, fasta_names, set(fasta_names)
+        self.renamed: dict[str, str] = {}
+
+    def __call__(self, chrom: str, number: int) -> str:
+        if chrom in self.known:
+            return chrom
+        if chrom not in self.renamed:
+            other = chrom.removeprefix("chr") if chrom.startswith("chr") else f"chr{chrom}"
+            if other not in self.known:
+                hint = missing_chromosome_hint(chrom, self.names)
+                raise InputFileError(f"{self.path}: record {number}: contig '{chrom}' is not in the FASTA{hint}")
+            print(f"genomenet: note: VCF contig '{chrom}' read as the FASTA's '{other}'", file=sys.stderr)
+            self.renamed[chrom] = other
+        return self.renamed[chrom]
+
+
+def read_variants(vcf: pysam.VariantFile, path: str | Path, match: ContigMatcher) -> Iterator[
+        tuple[pysam.VariantRecord, Variant]]:
+    """Each record with its Variant; a record without ALT or a file cut short is a one-line InputFileError."""
+    number = 0
+    try:
+        for number, record in enumerate(vcf, start=1):
+            if not record.alts:
+                raise InputFileError(f"{path}: record {number} ({record.chrom}:{record.pos}): no ALT allele")
+            chrom = match(record.chrom, number)
+            yield record, Variant(number, chrom, record.start, record.ref.upper(), tuple(a.upper() for a in
+                                                                                          record.alts))
+    except (OSError, ValueError) as err:  # htslib: truncated bgzip, malformed line
+        raise InputFileError(f"{path}: unreadable after record {number} ({err})") from None

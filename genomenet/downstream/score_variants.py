@@ -1,0 +1,127 @@
+"""`genomenet score-variants`: a VCF in, the same records in the same order out, with the model's scores as INFO
+fields (Number=A: one value per ALT) and, on request, a TSV beside it.
+
+The output is written to a temporary name and renamed when complete (`.vcf.gz`: bgzipped, then tabix-indexed), so a
+failure leaves nothing half-written. Every REF is checked against the FASTA first: a mismatch stops the run with one
+line naming the record, or with `--keep-mismatches` is kept, flagged `GN_FLAG=REF_MISMATCH` and not scored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import time
+from pathlib import Path
+
+import pysam
+from tqdm import tqdm
+
+from genomenet.data.cache import prepare
+from genomenet.data.variants import ContigMatcher, Variant, open_vcf, read_variants
+from genomenet.downstream.variant_effects import ScoreOptions, VariantScorer
+from genomenet.errors import InputFileError
+from genomenet.inference.runner import InferenceModel
+
+CHUNK = 256
+INFO = {
+    "llr": ("GN_LLR", "Float", "genomenet: ln P(alt window) - ln P(ref window) under the causal LM, tokens from the "
+            "variant to the window's end"),
+    "log_odds": ("GN_LOGODDS", "Float", "genomenet: masked-LM sum of ln p(alt) - ln p(ref) over the masked variant "
+                 "tokens"),
+    "cosine": ("GN_COS", "Float", "genomenet: 1 - cosine similarity of mean-pooled embeddings, ref vs alt window"),
+    "l2": ("GN_L2", "Float", "genomenet: Euclidean distance of mean-pooled embeddings, ref vs alt window"),
+}
+FLAG = ("GN_FLAG", "String", "genomenet: why an ALT was not scored (REF_MISMATCH, EDGE, SYMBOLIC, STAR, BREAKEND, "
+        "MISSING)")
+
+
+def ref_mismatch(genome, variant: Variant) -> bool:
+    length = genome.chromosome(variant.chrom).length
+    end = variant.start + len(variant.ref)
+    return end > length or genome.sequence(variant.chrom, variant.start, end).upper() != variant.ref
+
+
+def output_header(header: pysam.VariantHeader, scores: tuple[str, ...], window: int, model: str) -> pysam.VariantHeader:
+    out = header.copy()
+    for name in scores:
+        tag, kind, text = INFO[name]
+        if tag not in out.info:
+            out.add_line(f'##INFO=<ID={tag},Number=A,Type={kind},Description="{text} ({window}-base window)">')
+    if FLAG[0] not in out.info:
+        out.add_line(f'##INFO=<ID={FLAG[0]},Number=A,Type={FLAG[1]},Description="{FLAG[2]}">')
+    out.add_line(f"##genomenet_model={model}")
+    return out
+
+
+def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: ScoreOptions, tsv: str | None = None,
+                   keep_mismatches: bool = False, device: str = "auto", precision: str = "auto", batch_size: int = 16,
+                   cache_dir: str | None = None, progress: bool = True) -> tuple[Path, int, float]:
+    """Score every record; returns (output path, records, seconds)."""
+    runner = InferenceModel.load(model, device, precision, batch_size)
+    genome = prepare(fasta, cache_dir, progress=progress)
+    scorer = VariantScorer(runner, genome, options)
+    vcf = open_vcf(vcf_path)
+    header = output_header(vcf.header, scorer.scores, options.window, model)
+    out_path = Path(out)
+    gz = out_path.name.endswith(".gz")
+    tmp = out_path.with_name(f".{out_path.name}.tmp{'.gz' if gz else ''}")
+    tsv_tmp = Path(tsv).with_name(f".{Path(tsv).name}.tmp") if tsv else None
+    t0, records = time.perf_counter(), 0
+    try:
+        with pysam.VariantFile(str(tmp), "wz" if gz else "w", header=header) as writer, \
+                (open(tsv_tmp, "w", newline="") if tsv_tmp else contextlib.nullcontext()) as tsv_handle:
+            table = csv.writer(tsv_handle, delimiter="\t", lineterminator="\n") if tsv_handle else None
+            if table:
+                table.writerow(["chrom", "pos", "id", "ref", "alt", *(INFO[s][0] for s in scorer.scores), "flag"])
+            match = ContigMatcher(vcf_path, genome.names)
+            bar = tqdm(desc="scoring variants", unit=" variants", disable=not progress)
+            chunk: list = []
+            for pair in read_variants(vcf, vcf_path, match):
+                chunk.append(pair)
+                if len(chunk) == CHUNK:
+                    records += write_chunk(chunk, scorer, genome, keep_mismatches, vcf_path, writer, table)
+                    bar.update(len(chunk))
+                    chunk = []
+            records += write_chunk(chunk, scorer, genome, keep_mismatches, vcf_path, writer, table)
+            bar.update(len(chunk))
+            bar.close()
+        if gz:
+            pysam.tabix_index(str(tmp), preset="vcf", force=True)
+            os.replace(f"{tmp}.tbi", f"{out_path}.tbi")
+        os.replace(tmp, out_path)
+        if tsv_tmp:
+            os.replace(tsv_tmp, tsv)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.tbi"), tsv_tmp):
+            if leftover is not None and Path(leftover).exists():
+                Path(leftover).unlink()
+    return out_path, records, time.perf_counter() - t0
+
+
+def write_chunk(chunk: list, scorer: VariantScorer, genome, keep_mismatches: bool, vcf_path: str, writer,
+                table) -> int:
+    """Check, score and write one chunk of (record, Variant) pairs; returns how many."""
+    flags = {}
+    for record, variant in chunk:
+        if ref_mismatch(genome, variant):
+            if not keep_mismatches:
+                raise InputFileError(f"{vcf_path}: record {variant.number} ({record.chrom}:{record.pos}): REF "
+                                     f"{variant.ref} does not match the FASTA; --keep-mismatches keeps such "
+                                     "records, flagged and unscored")
+            flags[variant.number] = "REF_MISMATCH"
+    results = scorer.score([v for _, v in chunk], flags)
+    for (record, variant), (values, marks) in zip(chunk, results, strict=True):
+        record.translate(writer.header)  # the writer holds its own copy of the header
+        for name, per_alt in values.items():
+            if any(v is not None for v in per_alt):
+                record.info[INFO[name][0]] = tuple(per_alt)
+        if any(m is not None for m in marks):
+            record.info[FLAG[0]] = tuple(m or "." for m in marks)
+        writer.write(record)
+        if table:
+            for a, alt in enumerate(variant.alts):
+                table.writerow([record.chrom, record.pos, record.id or ".", record.ref, alt,
+                                *("." if values[s][a] is None else f"{values[s][a]:.6g}" for s in values),
+                                marks[a] or "."])
+    return len(chunk)

@@ -1,0 +1,182 @@
+"""Zero-shot variant effect scores from a genomic language model.
+
+Each allele is read in a window of `window` bases: `left` bases before the variant (a whole number of k-mers, so the
+variant starts a token), the allele, then the bases after REF up to the window's length; the alternative window has the
+same left and right flanks around ALT (an indel shifts what follows, as in the genome).
+
+- `llr` (causal LM): ln P(alt window) - ln P(ref window), summed over the tokens from the first one that differs to the
+  window's end (the tokens before it are the same in both and, the model being causal, score the same); N tokens
+  are not scored. Positive: the model finds the alternative more likely.
+- `log_odds` (masked LM; same-length alleles): the tokens holding the variant masked in the reference window, then
+  sum over them of ln p(alt token) - ln p(ref token).
+- `cosine`, `l2`: 1 - cosine similarity, and Euclidean distance, of the mean-pooled last hidden states of the two
+  windows.
+With `reverse_complement`, each score is the mean of the forward reading and the reverse-complement reading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genomenet.data.cache import PreparedGenome
+from genomenet.data.tokenizers import CODE_MASK, pack, reverse_complement_packed
+from genomenet.data.variants import SCORABLE, Variant
+from genomenet.inference.runner import InferenceModel
+
+SCORES = ("llr", "log_odds", "cosine", "l2")
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    window: int = 1024
+    """Bases per window around a variant."""
+    scores: tuple[str, ...] = ()
+    """Which of SCORES; empty: the model objective's own (llr for causal, log_odds for masked) and cosine."""
+    reverse_complement: bool = False
+    """Average every score over both strands."""
+
+
+def default_scores(causal: bool) -> tuple[str, ...]:
+    return ("llr", "cosine") if causal else ("log_odds", "cosine")
+
+
+@dataclass
+class AllelePair:
+    """The two windows of one allele on one strand, as token ids, and where the variant's tokens are."""
+
+    ref: np.ndarray
+    alt: np.ndarray
+    variant_tokens: np.ndarray
+    """Token indices of the reference window that hold REF's bases (masked-LM scoring)."""
+
+
+def allele_windows(genome: PreparedGenome, variant: Variant, alt: str, window: int, runner: InferenceModel,
+                   strand: str) -> AllelePair | str:
+    """The reference and alternative windows of one allele, or the flag that says why there are none."""
+    k, ref_len = runner.k, len(variant.ref)
+    left = (window // 2) // k * k
+    right = max(window - left - ref_len, 0)
+    start, end = variant.start - left, variant.start + ref_len + right
+    if start < 0 or end > genome.chromosome(variant.chrom).length:
+        return "EDGE"
+    ref = np.asarray(genome.bases(variant.chrom, start, end), dtype=np.uint8) & CODE_MASK
+    alt_codes = np.concatenate([ref[:left], pack(alt) & CODE_MASK, ref[left + ref_len:]])
+    first, last = left, left + ref_len  # REF's bases in the reference window
+    if strand == "-":
+        ref, alt_codes = reverse_complement_packed(ref), reverse_complement_packed(alt_codes)
+        first, last = len(ref) - last, len(ref) - first
+    tok = runner.tokenizer
+    held = np.arange(first // k, (last - 1) // k + 1)
+    return AllelePair(tok.encode_packed(ref).astype(np.int64), tok.encode_packed(alt_codes).astype(np.int64), held)
+
+
+class VariantScorer:
+    """Scores batches of variants with one model; every allele gets a value per score or a flag."""
+
+    def __init__(self, runner: InferenceModel, genome: PreparedGenome, options: ScoreOptions) -> None:
+        self.runner, self.genome, self.options = runner, genome, options
+        self.scores = options.scores or default_scores(runner.causal)
+        wrong = [s for s in self.scores if s not in SCORES or (s == "llr" and not runner.causal)
+                 or (s == "log_odds" and runner.causal)]
+        if wrong:
+            from genomenet.errors import ConfigError
+
+            kind = "causal" if runner.causal else "masked"
+            raise ConfigError(f"--scores {wrong[0]} does not fit this {kind} LM (llr needs a causal model, log_odds "
+                              f"a masked one; cosine and l2 fit both)")
+        self.strands = ("+", "-") if options.reverse_complement else ("+",)
+
+    def score(self, variants: list[Variant], flags: dict[int, str]) -> list[tuple[dict[str, list], list[str | None]]]:
+        """Per variant: ({score: [value or None per ALT]}, [flag or None per ALT]). `flags`: record number -> a flag
+        for the whole record (REF_MISMATCH)."""
+        jobs, results = [], []
+        for variant in variants:
+            values = {s: [None] * len(variant.alts) for s in self.scores}
+            marks: list[str | None] = [flags.get(variant.number)] * len(variant.alts)
+            for a, (alt, kind) in enumerate(zip(variant.alts, variant.kinds, strict=True)):
+                if marks[a] is None and kind not in SCORABLE:
+                    marks[a] = kind.upper()
+                if marks[a] is not None:
+                    continue
+                pairs = [allele_windows(self.genome, variant, alt, self.options.window, self.runner, s)
+                         for s in self.strands]
+                if any(isinstance(p, str) for p in pairs):
+                    marks[a] = next(p for p in pairs if isinstance(p, str))
+                    continue
+                jobs.append((len(results), a, kind, pairs))
+            results.append((values, marks))
+        flat = [(p, kind) for _, _, kind, pairs in jobs for p in pairs]
+        scored = self._score_pairs([p for p, _ in flat], [kind for _, kind in flat])
+        at = 0
+        for i, a, _, pairs in jobs:
+            for name in self.scores:
+                values = [scored[at + j][name] for j in range(len(pairs))]
+                results[i][0][name][a] = None if any(v is None for v in values) else float(np.mean(values))
+            at += len(pairs)
+        return results
+
+    @torch.inference_mode()
+    def _score_pairs(self, pairs: list[AllelePair], kinds: list[str]) -> list[dict[str, float | None]]:
+        """Scores of allele pairs, `batch_size` windows per forward pass (a pair is two windows)."""
+        out: list[dict[str, float | None]] = []
+        step = max(1, self.runner.batch_size // 2)
+        for start in range(0, len(pairs), step):
+            batch = pairs[start:start + step]
+            ids, padding = self._batch([s for p in batch for s in (p.ref, p.alt)])
+            with self.runner.autocast():
+                hidden = self.runner.hidden(ids, padding)
+                token_logp = self._token_logp(hidden, ids) if "llr" in self.scores else None
+            hidden = hidden.float()
+            real = ids != self.runner.tokenizer.pad_id
+            pooled = (hidden * real[..., None]).sum(1) / real.sum(1, keepdim=True)   # (2b, d)
+            for j, pair in enumerate(batch):
+                scores: dict[str, float | None] = {}
+                if token_logp is not None:
+                    scores["llr"] = pair_llr(token_logp[2 * j:2 * j + 2], ids[2 * j:2 * j + 2])
+                if "log_odds" in self.scores:
+                    scores["log_odds"] = self._log_odds(pair) if kinds[start + j] != "indel" else None
+                scores["cosine"] = float(1 - F.cosine_similarity(pooled[2 * j], pooled[2 * j + 1], dim=0))
+                scores["l2"] = float((pooled[2 * j] - pooled[2 * j + 1]).norm())
+                out.append({s: scores.get(s) for s in self.scores})
+        return out
+
+    def _token_logp(self, hidden: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """ln p(token t+1 | tokens <= t) (b, n-1), 0 where token t+1 is not a real k-mer (N, padding)."""
+        logits = self.runner.model.lm_head(hidden).float()
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
+        return logp * (ids[:, 1:] < self.runner.tokenizer.n_id)
+
+    def _log_odds(self, pair: AllelePair) -> float:
+        tok = self.runner.tokenizer
+        masked = pair.ref.copy()
+        masked[pair.variant_tokens] = tok.mask_id
+        ids, _ = self._batch([masked])
+        with self.runner.autocast():
+            logp = torch.log_softmax(self.runner.logits(ids, None).float()[0], -1)  # (n, vocab)
+        held = torch.as_tensor(pair.variant_tokens, device=ids.device)
+        ref = torch.as_tensor(pair.ref[pair.variant_tokens], device=ids.device)
+        alt = torch.as_tensor(pair.alt[pair.variant_tokens], device=ids.device)
+        return float((logp[held, alt] - logp[held, ref]).sum())
+
+    def _batch(self, seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Right-padded ids (b, n) and the padding mask (None when all are the same length)."""
+        n = max(len(s) for s in seqs)
+        ids = np.full((len(seqs), n), self.runner.tokenizer.pad_id, dtype=np.int64)
+        for i, s in enumerate(seqs):
+            ids[i, :len(s)] = s
+        ids_t = torch.from_numpy(ids).to(self.runner.device)
+        padding = ids_t == self.runner.tokenizer.pad_id
+        return ids_t, (padding if bool(padding.any()) else None)
+
+
+def pair_llr(token_logp: torch.Tensor, ids: torch.Tensor) -> float:
+    """ln P(alt) - ln P(ref) of a (ref, alt) pair of windows from their per-token log-probabilities (2, n-1), over the
+    tokens from the first that differs to the end (the shared prefix scores the same under a causal model)."""
+    differ = (ids[0] != ids[1]).nonzero()
+    first = int(differ[0]) if len(differ) else ids.shape[1]
+    total = token_logp[:, max(first, 1) - 1:].sum(1)   # token_logp[:, t - 1] scores token t
+    return float(total[1] - total[0])

@@ -1,0 +1,156 @@
+"""`genomenet score-variants`: scores equal a by-hand computation from the model's logits, every record comes back
+in order with its INFO fields, and bad input is one line with nothing written."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import pysam
+import pytest
+import torch
+from conftest import DMEL
+from inference_models import tiny_model
+
+from genomenet.cli import main
+from genomenet.data.tokenizers import make_tokenizer
+from genomenet.model.pretrained import load_pretrained
+
+CHROM = "NC_004353.4:1100001-1300000"
+WINDOW = 96
+
+
+@pytest.fixture(scope="module")
+def genome_text() -> str:
+    with gzip.open(DMEL, "rt") as handle:
+        handle.readline()
+        return "".join(line.strip() for line in handle).upper()
+
+
+def write_vcf(path: Path, rows: list[tuple[str, int, str, str]], contig: str = CHROM) -> Path:
+    """rows: (chrom, 1-based pos, REF, ALT[,ALT])."""
+    header = ["##fileformat=VCFv4.2", f"##contig=<ID={contig},length=200000>",
+              '##INFO=<ID=AF,Number=A,Type=Float,Description="allele frequency">',
+              "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    body = [f"{c}\t{p}\tv{i}\t{r}\t{a}\t.\tPASS\tAF={','.join(['0.1'] * len(a.split(',')))}"
+            for i, (c, p, r, a) in enumerate(rows)]
+    path.write_text("\n".join(header + body) + "\n")
+    return path
+
+
+def log_likelihood(model, tokenizer, text: str) -> float:
+    """ln P(sequence) under a causal model: every token after the first, N tokens not scored; float64."""
+    ids = torch.as_tensor(tokenizer.encode(text), dtype=torch.long)[None]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).double(), -1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0]
+    return float((logp * (ids[0, 1:] < tokenizer.n_id)).sum())
+
+
+def by_hand_llr(model, k: int, text: str, start0: int, ref: str, alt: str) -> float:
+    left = (WINDOW // 2) // k * k
+    right = max(WINDOW - left - len(ref), 0)
+    before, after = text[start0 - left:start0], text[start0 + len(ref):start0 + len(ref) + right]
+    tokenizer = make_tokenizer(k)
+    return log_likelihood(model, tokenizer, before + alt + after) - log_likelihood(model, tokenizer,
+                                                                                  before + ref + after)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_llr_equals_the_log_likelihood_difference_of_the_two_windows(tmp_path: Path, genome_text: str, k: int,
+                                                                     capsys) -> None:
+    model_dir = tiny_model(tmp_path / "model", k=k, seed=random.randrange(1000))
+    rows = []
+    for start0 in sorted(random.sample(range(1000, 90_000), 6)):
+        ref = genome_text[start0]
+        kind = len(rows) % 3
+        alt = random.choice([b for b in "ACGT" if b != ref]) if kind == 0 else (
+            ref + "".join(random.choices("ACGT", k=random.randint(1, 5))) if kind == 1 else ref)
+        if kind == 2:  # a deletion: REF spans several bases, ALT keeps the first
+            ref = genome_text[start0:start0 + random.randint(2, 6)]
+        rows.append((CHROM, start0 + 1, ref, alt))
+    vcf = write_vcf(tmp_path / "in.vcf", rows)
+    out = tmp_path / "out.vcf.gz"
+    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
+                 str(out), "--window", str(WINDOW), "--scores", "llr,cosine,l2", "--cache-dir",
+                 str(tmp_path / "cache"), "--quiet", "--device", "cpu"]) == 0
+    model = load_pretrained(model_dir)
+    records = list(pysam.VariantFile(str(out)))
+    assert [(r.pos, r.ref, r.alts[0]) for r in records] == [(p, r, a) for _, p, r, a in rows]
+    for record, (_, pos, ref, alt) in zip(records, rows, strict=True):
+        expected = by_hand_llr(model, k, genome_text, pos - 1, ref, alt)
+        assert record.info["GN_LLR"][0] == pytest.approx(expected, abs=2e-3)
+        assert record.info["GN_COS"][0] >= 0 and record.info["GN_L2"][0] >= 0
+    assert Path(f"{out}.tbi").is_file()
+    assert "scored 6 records" in capsys.readouterr().out
+
+
+def test_unscorable_alleles_are_kept_and_flagged_per_alt(tmp_path: Path, genome_text: str) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=1)
+    base = genome_text[5000]
+    other = next(b for b in "ACGT" if b != base)
+    rows = [(CHROM, 5001, base, f"{other},<DEL>"), (CHROM, 5001, base, "*"), (CHROM, 3, genome_text[2], other),
+            (CHROM, 7001, other if genome_text[7000] != other else base, "T")]
+    vcf = write_vcf(tmp_path / "in.vcf", rows)
+    out, tsv = tmp_path / "out.vcf", tmp_path / "out.tsv"
+    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
+                 str(out), "--tsv", str(tsv), "--window", str(WINDOW), "--keep-mismatches", "--cache-dir",
+                 str(tmp_path / "cache"), "--quiet", "--device", "cpu"]) == 0
+    records = list(pysam.VariantFile(str(out)))
+    assert len(records) == 4
+    assert records[0].info["GN_FLAG"] == (".", "SYMBOLIC") and records[0].info["GN_LLR"][0] is not None
+    assert records[1].info["GN_FLAG"] == ("STAR",)
+    assert records[2].info["GN_FLAG"] == ("EDGE",)
+    assert records[3].info["GN_FLAG"] == ("REF_MISMATCH",) and "GN_LLR" not in records[3].info
+    assert len(tsv.read_text().splitlines()) == 1 + 5
+
+
+def one_line(capfd, argv: list[str]) -> str:
+    code = main(argv)
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("case", ["ref_mismatch", "not_vcf", "truncated", "no_alt", "contig", "model"])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, genome_text: str, capfd, case: str) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=2) if case != "model" else tmp_path
+    good = genome_text[20_000]
+    wrong = next(b for b in "ACGT" if b != good)
+    rows = [(CHROM, 10_001, genome_text[10_000], "A" if genome_text[10_000] != "A" else "C")]
+    vcf = write_vcf(tmp_path / "in.vcf", rows + [(CHROM, 20_001, wrong, good)] if case == "ref_mismatch" else rows)
+    if case == "not_vcf":
+        vcf.write_text("this is not a VCF\n")
+    elif case == "truncated":
+        big = write_vcf(tmp_path / "big.vcf", rows * 3000)
+        pysam.tabix_compress(str(big), str(tmp_path / "big.vcf.gz"))
+        data = (tmp_path / "big.vcf.gz").read_bytes()
+        vcf = tmp_path / "cut.vcf.gz"
+        vcf.write_bytes(data[: len(data) // 2])
+    elif case == "no_alt":
+        vcf.write_text(vcf.read_text().replace("\tA\t.\tPASS", "\t.\t.\tPASS").replace("\tC\t.\tPASS", "\t.\t.\tPASS"))
+    elif case == "contig":
+        vcf = write_vcf(tmp_path / "in.vcf", [("2L", 10, "A", "C")], contig="2L")
+    out = tmp_path / "out.vcf.gz"
+    line = one_line(capfd, ["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf),
+                            "--out", str(out), "--window", str(WINDOW), "--cache-dir", str(tmp_path / "cache"),
+                            "--quiet", "--device", "cpu"])
+    named = {"ref_mismatch": "record 2", "not_vcf": str(vcf), "truncated": str(vcf), "no_alt": "no ALT",
+             "contig": "contig '2L'", "model": str(model_dir)}[case]
+    assert named in line
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_a_chr_prefix_on_one_side_only_is_reconciled(tmp_path: Path, genome_text: str, capfd) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=3)
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">4\n" + genome_text[:50_000] + "\n")
+    base = genome_text[20_000]
+    vcf = write_vcf(tmp_path / "in.vcf", [("chr4", 20_001, base, "A" if base != "A" else "G")], contig="chr4")
+    out = tmp_path / "out.vcf"
+    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(fasta), "--vcf", str(vcf), "--out",
+                 str(out), "--window", str(WINDOW), "--cache-dir", str(tmp_path / "cache"), "--quiet",
+                 "--device", "cpu"]) == 0
+    assert "read as the FASTA's '4'" in capfd.readouterr().err
+    record = next(iter(pysam.VariantFile(str(out))))
+    assert record.chrom == "chr4" and record.info["GN_LLR"][0] is not None
