@@ -21,6 +21,7 @@ USAGE = """usage: genomenet {fit,validate,test,predict} --config configs/NAME.ya
        genomenet embed --model PATH --fasta FASTA [--regions BED] --out OUT.h5 [options]
        genomenet track --model PATH --fasta FASTA [--regions BED] --out OUT.bedGraph [options]
        genomenet score-variants --model PATH --fasta FASTA --vcf VCF --out OUT.vcf[.gz] [options]
+       genomenet mutagenize --model PATH --fasta FASTA --region CHROM:START-END --out PREFIX [options]
        genomenet classify --model CLASSIFIER --fasta FASTA --regions BED --out OUT.tsv|OUT.bed [options]
        genomenet demo [--seq-len N]
 
@@ -162,6 +163,12 @@ def score_variants_main(argv: list[str]) -> int:
     parser.add_argument("--reverse-complement", action="store_true", help="average each score over both strands")
     parser.add_argument("--keep-mismatches", action="store_true", help="keep records whose REF differs from the "
                         "FASTA, flagged GN_FLAG=REF_MISMATCH and unscored (default: stop with an error)")
+    parser.add_argument("--labels", default=None, help="TSV `chrom pos ref alt label` (label 0/1): print AUROC and "
+                        "AUPRC of every score beside a Markov model's LLR")
+    parser.add_argument("--label-info", default=None, help="as --labels, from an INFO field of the VCF (a Flag, or "
+                        "0/1 per ALT)")
+    parser.add_argument("--markov-max-order", type=int, default=8, help="with labels: the Markov baseline's order "
+                        "is chosen in 0..this (default 8)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16", "16"))
@@ -179,11 +186,41 @@ def score_variants_main(argv: list[str]) -> int:
             raise InputFileError(f"{path}: no such {what} file")
     scores = tuple(s.strip() for s in args.scores.split(",") if s.strip())
     options = ScoreOptions(args.window, scores, args.reverse_complement)
-    out, records, seconds = score_variants(args.model, args.fasta, args.vcf, args.out, options, args.tsv,
-                                           args.keep_mismatches, args.device, args.precision, args.batch_size,
-                                           args.cache_dir, progress=not args.quiet)
+    out, records, seconds, table = score_variants(
+        args.model, args.fasta, args.vcf, args.out, options, args.tsv, args.keep_mismatches, args.device,
+        args.precision, args.batch_size, args.cache_dir, progress=not args.quiet, labels_tsv=args.labels,
+        label_info=args.label_info, markov_max_order=args.markov_max_order)
     print(f"scored {records} records in {seconds:.1f}s ({records / max(seconds, 1e-9):.1f} records/s)")
+    if table:
+        print(table)
     print(f"variants: {out}")
+    return 0
+
+
+def mutagenize_main(argv: list[str]) -> int:
+    """`genomenet mutagenize`: every alternative base at every position of a region scored (TSV, heatmap PNG,
+    bedGraph of the per-position maximum effect)."""
+    parser = argparse.ArgumentParser(prog="genomenet mutagenize", description=mutagenize_main.__doc__)
+    parser.add_argument("--model", required=True, help="an exported model directory or a training checkpoint")
+    parser.add_argument("--fasta", required=True, help="FASTA file")
+    parser.add_argument("--region", required=True, help="chrom:start-end, 1-based inclusive")
+    parser.add_argument("--out", required=True, help="output prefix: PREFIX.tsv, PREFIX.png, PREFIX.bedGraph")
+    parser.add_argument("--window", type=int, default=1024, help="bases per window around each variant")
+    parser.add_argument("--score", default="", help="llr (causal), log_odds (masked), cosine or l2; default the "
+                        "model's own")
+    parser.add_argument("--reverse-complement", action="store_true", help="average over both strands")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    from genomenet.downstream.mutagenesis import mutagenize
+    from genomenet.downstream.variant_effects import ScoreOptions
+
+    options = ScoreOptions(args.window, (args.score,) if args.score else (), args.reverse_complement)
+    for path in mutagenize(args.model, args.fasta, args.region, args.out, options, args.device, args.batch_size,
+                           args.cache_dir, progress=not args.quiet):
+        print(f"wrote {path}")
     return 0
 
 
@@ -200,6 +237,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "track": track_main,
     "classify": classify_main,
     "score-variants": score_variants_main,
+    "mutagenize": mutagenize_main,
     "demo": demo_main,
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +20,14 @@ from tqdm import tqdm
 
 from genomenet.data.cache import prepare
 from genomenet.data.variants import ContigMatcher, Variant, open_vcf, read_variants
-from genomenet.downstream.variant_effects import ScoreOptions, VariantScorer
+from genomenet.downstream.variant_effects import ScoreOptions, VariantScorer, allele_windows
+from genomenet.downstream.variant_eval import (
+    LabelledScores,
+    fit_markov_baseline,
+    markov_llr,
+    markov_training_part,
+    read_label_tsv,
+)
 from genomenet.errors import InputFileError
 from genomenet.inference.runner import InferenceModel
 
@@ -54,13 +62,61 @@ def output_header(header: pysam.VariantHeader, scores: tuple[str, ...], window: 
     return out
 
 
+class Evaluation:
+    """Labels of the scored ALTs (a TSV, or an INFO field: a Flag, or 0/1) and the Markov baseline's LLR beside
+    every model score."""
+
+    def __init__(self, scorer: VariantScorer, genome, vcf_path: str, labels_tsv: str | None, label_info: str | None,
+                 markov_max_order: int, progress: bool) -> None:
+        self.scorer, self.genome, self.label_info = scorer, genome, label_info
+        self.labels = read_label_tsv(labels_tsv) if labels_tsv else None
+        spans = variant_spans(vcf_path, ContigMatcher(vcf_path, genome.names))
+        training = markov_training_part(genome, spans, scorer.options.window)
+        if progress:
+            print(f"Markov baseline: counting orders 0..{markov_max_order} on {sum(iv.length for iv in training):,} "
+                  "bases outside the scored spans", file=sys.stderr)
+        self.markov = fit_markov_baseline(genome, scorer.runner.tokenizer, training, markov_max_order)
+        self.results = LabelledScores()
+
+    def label(self, record, a: int) -> int | None:
+        if self.labels is not None:
+            return self.labels.get((record.chrom, record.pos, record.ref.upper(), record.alts[a].upper()))
+        if self.label_info not in record.header.info:
+            raise InputFileError(f"--label-info {self.label_info}: no such INFO field in the VCF header")
+        value = record.info.get(self.label_info)
+        if isinstance(value, tuple):
+            value = value[a]
+        return int(bool(value)) if value is not None else 0
+
+    def add(self, record, variant: Variant, values: dict, marks: list) -> None:
+        for a, alt in enumerate(variant.alts):
+            label = self.label(record, a)
+            if label is None or marks[a] is not None:
+                continue
+            pair = allele_windows(self.genome, variant, alt, self.scorer.options.window, self.scorer.runner, "+")
+            markov = markov_llr(self.markov, pair) if not isinstance(pair, str) else None
+            self.results.add(label, {**{s: values[s][a] for s in values}, "markov_llr": markov})
+
+
+def variant_spans(vcf_path: str, match: ContigMatcher) -> dict[str, tuple[int, int]]:
+    """FASTA contig -> (first variant start, last variant end) over the VCF (one cheap pass)."""
+    spans: dict[str, tuple[int, int]] = {}
+    for _, v in read_variants(open_vcf(vcf_path), vcf_path, match):
+        a, b = spans.get(v.chrom, (v.start, v.start + len(v.ref)))
+        spans[v.chrom] = (min(a, v.start), max(b, v.start + len(v.ref)))
+    return spans
+
+
 def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: ScoreOptions, tsv: str | None = None,
                    keep_mismatches: bool = False, device: str = "auto", precision: str = "auto", batch_size: int = 16,
-                   cache_dir: str | None = None, progress: bool = True) -> tuple[Path, int, float]:
-    """Score every record; returns (output path, records, seconds)."""
+                   cache_dir: str | None = None, progress: bool = True, labels_tsv: str | None = None,
+                   label_info: str | None = None, markov_max_order: int = 8) -> tuple[Path, int, float, str | None]:
+    """Score every record; returns (output path, records, seconds, the labelled evaluation table or None)."""
     runner = InferenceModel.load(model, device, precision, batch_size)
     genome = prepare(fasta, cache_dir, progress=progress)
     scorer = VariantScorer(runner, genome, options)
+    evaluation = Evaluation(scorer, genome, vcf_path, labels_tsv, label_info, markov_max_order, progress) \
+        if labels_tsv or label_info else None
     vcf = open_vcf(vcf_path)
     header = output_header(vcf.header, scorer.scores, options.window, model)
     out_path = Path(out)
@@ -80,10 +136,10 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
             for pair in read_variants(vcf, vcf_path, match):
                 chunk.append(pair)
                 if len(chunk) == CHUNK:
-                    records += write_chunk(chunk, scorer, genome, keep_mismatches, vcf_path, writer, table)
+                    records += write_chunk(chunk, scorer, genome, keep_mismatches, vcf_path, writer, table, evaluation)
                     bar.update(len(chunk))
                     chunk = []
-            records += write_chunk(chunk, scorer, genome, keep_mismatches, vcf_path, writer, table)
+            records += write_chunk(chunk, scorer, genome, keep_mismatches, vcf_path, writer, table, evaluation)
             bar.update(len(chunk))
             bar.close()
         if gz:
@@ -96,11 +152,11 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
         for leftover in (tmp, Path(f"{tmp}.tbi"), tsv_tmp):
             if leftover is not None and Path(leftover).exists():
                 Path(leftover).unlink()
-    return out_path, records, time.perf_counter() - t0
+    return out_path, records, time.perf_counter() - t0, evaluation.results.table() if evaluation else None
 
 
 def write_chunk(chunk: list, scorer: VariantScorer, genome, keep_mismatches: bool, vcf_path: str, writer,
-                table) -> int:
+                table, evaluation: Evaluation | None = None) -> int:
     """Check, score and write one chunk of (record, Variant) pairs; returns how many."""
     flags = {}
     for record, variant in chunk:
@@ -118,6 +174,8 @@ def write_chunk(chunk: list, scorer: VariantScorer, genome, keep_mismatches: boo
                 record.info[INFO[name][0]] = tuple(per_alt)
         if any(m is not None for m in marks):
             record.info[FLAG[0]] = tuple(m or "." for m in marks)
+        if evaluation:
+            evaluation.add(record, variant, values, marks)
         writer.write(record)
         if table:
             for a, alt in enumerate(variant.alts):
