@@ -154,3 +154,23 @@ def test_a_chr_prefix_on_one_side_only_is_reconciled(tmp_path: Path, genome_text
     assert "read as the FASTA's '4'" in capfd.readouterr().err
     record = next(iter(pysam.VariantFile(str(out))))
     assert record.chrom == "chr4" and record.info["GN_LLR"][0] is not None
+
+
+def test_labels_give_auroc_of_every_score_beside_the_markov_llr(tmp_path: Path, genome_text: str, capsys) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=4)
+    rows, labels = [], ["chrom\tpos\tref\talt\tlabel"]
+    for i, start0 in enumerate(range(100_000, 101_000, 50)):
+        ref = genome_text[start0]
+        alt = "A" if ref != "A" else "C"
+        rows.append((CHROM, start0 + 1, ref, alt))
+        labels.append(f"{CHROM}\t{start0 + 1}\t{ref}\t{alt}\t{i % 2}")
+    vcf = write_vcf(tmp_path / "in.vcf", rows)
+    (tmp_path / "labels.tsv").write_text("\n".join(labels) + "\n")
+    out = tmp_path / "out.vcf"
+    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
+                 str(out), "--window", str(WINDOW), "--labels", str(tmp_path / "labels.tsv"), "--markov-max-order",
+                 "3", "--cache-dir", str(tmp_path / "cache"), "--quiet", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "labelled ALTs: 20 (10 positive)" in printed
+    assert "| llr | 20 |" in printed and "| Markov LLR (baseline) | 20 |" in printed
+    assert all(r.info["GN_MARKOV_LLR"][0] is not None for r in pysam.VariantFile(str(out)))

@@ -39,6 +39,8 @@ INFO = {
                  "tokens"),
     "cosine": ("GN_COS", "Float", "genomenet: 1 - cosine similarity of mean-pooled embeddings, ref vs alt window"),
     "l2": ("GN_L2", "Float", "genomenet: Euclidean distance of mean-pooled embeddings, ref vs alt window"),
+    "markov_llr": ("GN_MARKOV_LLR", "Float", "genomenet baseline: the same LLR under an order-k Markov model counted "
+                   "outside the scored span"),
 }
 FLAG = ("GN_FLAG", "String", "genomenet: why an ALT was not scored (REF_MISMATCH, EDGE, SYMBOLIC, STAR, BREAKEND, "
         "MISSING)")
@@ -89,13 +91,16 @@ class Evaluation:
         return int(bool(value)) if value is not None else 0
 
     def add(self, record, variant: Variant, values: dict, marks: list) -> None:
+        """Put the Markov LLR beside the model's scores (in `values`, so it is written too); keep labelled ALTs."""
+        values["markov_llr"] = [None] * len(variant.alts)
         for a, alt in enumerate(variant.alts):
-            label = self.label(record, a)
-            if label is None or marks[a] is not None:
+            if marks[a] is not None:
                 continue
             pair = allele_windows(self.genome, variant, alt, self.scorer.options.window, self.scorer.runner, "+")
-            markov = markov_llr(self.markov, pair) if not isinstance(pair, str) else None
-            self.results.add(label, {**{s: values[s][a] for s in values}, "markov_llr": markov})
+            values["markov_llr"][a] = markov_llr(self.markov, pair) if not isinstance(pair, str) else None
+            label = self.label(record, a)
+            if label is not None:
+                self.results.add(label, {s: values[s][a] for s in values})
 
 
 def variant_spans(vcf_path: str, match: ContigMatcher) -> dict[str, tuple[int, int]]:
@@ -118,7 +123,7 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
     evaluation = Evaluation(scorer, genome, vcf_path, labels_tsv, label_info, markov_max_order, progress) \
         if labels_tsv or label_info else None
     vcf = open_vcf(vcf_path)
-    header = output_header(vcf.header, scorer.scores, options.window, model)
+    header = output_header(vcf.header, scorer.scores + (("markov_llr",) if evaluation else ()), options.window, model)
     out_path = Path(out)
     gz = out_path.name.endswith(".gz")
     tmp = out_path.with_name(f".{out_path.name}.tmp{'.gz' if gz else ''}")
@@ -129,7 +134,8 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
                 (open(tsv_tmp, "w", newline="") if tsv_tmp else contextlib.nullcontext()) as tsv_handle:
             table = csv.writer(tsv_handle, delimiter="\t", lineterminator="\n") if tsv_handle else None
             if table:
-                table.writerow(["chrom", "pos", "id", "ref", "alt", *(INFO[s][0] for s in scorer.scores), "flag"])
+                names = scorer.scores + (("markov_llr",) if evaluation else ())
+                table.writerow(["chrom", "pos", "id", "ref", "alt", *(INFO[s][0] for s in names), "flag"])
             match = ContigMatcher(vcf_path, genome.names)
             bar = tqdm(desc="scoring variants", unit=" variants", disable=not progress)
             chunk: list = []
@@ -169,13 +175,13 @@ def write_chunk(chunk: list, scorer: VariantScorer, genome, keep_mismatches: boo
     results = scorer.score([v for _, v in chunk], flags)
     for (record, variant), (values, marks) in zip(chunk, results, strict=True):
         record.translate(writer.header)  # the writer holds its own copy of the header
+        if evaluation:
+            evaluation.add(record, variant, values, marks)
         for name, per_alt in values.items():
             if any(v is not None for v in per_alt):
                 record.info[INFO[name][0]] = tuple(per_alt)
         if any(m is not None for m in marks):
             record.info[FLAG[0]] = tuple(m or "." for m in marks)
-        if evaluation:
-            evaluation.add(record, variant, values, marks)
         writer.write(record)
         if table:
             for a, alt in enumerate(variant.alts):
