@@ -6,14 +6,18 @@ scored. Nothing is dropped: an allele that cannot be scored is kept and flagged.
 
 from __future__ import annotations
 
+import csv
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pysam
 
+from genomenet.data.cache import PreparedGenome
 from genomenet.data.intervals import missing_chromosome_hint
+from genomenet.data.tokenizers import CODE_MASK, KmerTokenizer, pack, reverse_complement_packed
 from genomenet.errors import InputFileError
 
 SCORABLE = ("snv", "mnv", "indel")
@@ -96,3 +100,49 @@ def read_variants(vcf: pysam.VariantFile, path: str | Path, match: ContigMatcher
                                                                                           record.alts))
     except (OSError, ValueError) as err:  # htslib: truncated bgzip, malformed line
         raise InputFileError(f"{path}: unreadable after record {number} ({err})") from None
+
+
+@dataclass
+class AllelePair:
+    """The two windows of one allele on one strand, as token ids, and where the variant's tokens are."""
+
+    ref: np.ndarray
+    alt: np.ndarray
+    variant_tokens: np.ndarray
+    """Token indices of the reference window that hold REF's bases (masked-LM scoring)."""
+
+
+def allele_windows(genome: PreparedGenome, variant: Variant, alt: str, window: int, tokenizer: KmerTokenizer,
+                   strand: str) -> AllelePair | str:
+    """The reference and alternative windows of one allele, or the flag that says why there are none."""
+    k, ref_len = tokenizer.k, len(variant.ref)
+    left = (window // 2) // k * k
+    right = max(window - left - ref_len, 0)
+    start, end = variant.start - left, variant.start + ref_len + right
+    if start < 0 or end > genome.chromosome(variant.chrom).length:
+        return "EDGE"
+    ref = np.asarray(genome.bases(variant.chrom, start, end), dtype=np.uint8) & CODE_MASK
+    alt_codes = np.concatenate([ref[:left], pack(alt) & CODE_MASK, ref[left + ref_len:]])
+    first, last = left, left + ref_len  # REF's bases in the reference window
+    if strand == "-":
+        ref, alt_codes = reverse_complement_packed(ref), reverse_complement_packed(alt_codes)
+        first, last = len(ref) - last, len(ref) - first
+    held = np.arange(first // k, (last - 1) // k + 1)
+    encode = tokenizer.encode_packed
+    return AllelePair(encode(ref).astype(np.int64), encode(alt_codes).astype(np.int64), held)
+
+
+def read_label_tsv(path: str | Path) -> dict[tuple[str, int, str, str], int]:
+    """(chrom, 1-based pos, REF, ALT) -> 0/1 from a TSV with a header `chrom pos ref alt label`."""
+    labels = {}
+    with open(path, newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t")
+        missing = {"chrom", "pos", "ref", "alt", "label"} - set(rows.fieldnames or [])
+        if missing:
+            raise InputFileError(f"{path}: labels TSV needs the columns chrom pos ref alt label ({sorted(missing)} "
+                                 "missing)")
+        for line, row in enumerate(rows, start=2):
+            if row["label"] not in ("0", "1"):
+                raise InputFileError(f"{path}: line {line}: label must be 0 or 1, got {row['label']!r}")
+            labels[(row["chrom"], int(row["pos"]), row["ref"].upper(), row["alt"].upper())] = int(row["label"])
+    return labels

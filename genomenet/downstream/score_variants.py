@@ -18,16 +18,11 @@ from pathlib import Path
 import pysam
 from tqdm import tqdm
 
+from genomenet.baselines.markov_llr import fit_markov_baseline, markov_llr, markov_training_part
 from genomenet.data.cache import prepare
-from genomenet.data.variants import ContigMatcher, Variant, open_vcf, read_variants
-from genomenet.downstream.variant_effects import ScoreOptions, VariantScorer, allele_windows
-from genomenet.downstream.variant_eval import (
-    LabelledScores,
-    fit_markov_baseline,
-    markov_llr,
-    markov_training_part,
-    read_label_tsv,
-)
+from genomenet.data.variants import ContigMatcher, Variant, allele_windows, open_vcf, read_label_tsv, read_variants
+from genomenet.downstream.variant_effects import ScoreOptions, VariantScorer
+from genomenet.downstream.variant_eval import LabelledScores
 from genomenet.errors import InputFileError
 from genomenet.inference.runner import InferenceModel
 
@@ -96,7 +91,8 @@ class Evaluation:
         for a, alt in enumerate(variant.alts):
             if marks[a] is not None:
                 continue
-            pair = allele_windows(self.genome, variant, alt, self.scorer.options.window, self.scorer.runner, "+")
+            pair = allele_windows(self.genome, variant, alt, self.scorer.options.window, self.scorer.runner.tokenizer,
+                                  "+")
             values["markov_llr"][a] = markov_llr(self.markov, pair) if not isinstance(pair, str) else None
             label = self.label(record, a)
             if label is not None:

@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from genomenet.data.cache import PreparedGenome
-from genomenet.data.tokenizers import CODE_MASK, pack, reverse_complement_packed
-from genomenet.data.variants import SCORABLE, Variant
+from genomenet.data.variants import SCORABLE, AllelePair, Variant, allele_windows
 from genomenet.inference.runner import InferenceModel
 
 SCORES = ("llr", "log_odds", "cosine", "l2")
@@ -42,36 +41,6 @@ class ScoreOptions:
 
 def default_scores(causal: bool) -> tuple[str, ...]:
     return ("llr", "cosine") if causal else ("log_odds", "cosine")
-
-
-@dataclass
-class AllelePair:
-    """The two windows of one allele on one strand, as token ids, and where the variant's tokens are."""
-
-    ref: np.ndarray
-    alt: np.ndarray
-    variant_tokens: np.ndarray
-    """Token indices of the reference window that hold REF's bases (masked-LM scoring)."""
-
-
-def allele_windows(genome: PreparedGenome, variant: Variant, alt: str, window: int, runner: InferenceModel,
-                   strand: str) -> AllelePair | str:
-    """The reference and alternative windows of one allele, or the flag that says why there are none."""
-    k, ref_len = runner.k, len(variant.ref)
-    left = (window // 2) // k * k
-    right = max(window - left - ref_len, 0)
-    start, end = variant.start - left, variant.start + ref_len + right
-    if start < 0 or end > genome.chromosome(variant.chrom).length:
-        return "EDGE"
-    ref = np.asarray(genome.bases(variant.chrom, start, end), dtype=np.uint8) & CODE_MASK
-    alt_codes = np.concatenate([ref[:left], pack(alt) & CODE_MASK, ref[left + ref_len:]])
-    first, last = left, left + ref_len  # REF's bases in the reference window
-    if strand == "-":
-        ref, alt_codes = reverse_complement_packed(ref), reverse_complement_packed(alt_codes)
-        first, last = len(ref) - last, len(ref) - first
-    tok = runner.tokenizer
-    held = np.arange(first // k, (last - 1) // k + 1)
-    return AllelePair(tok.encode_packed(ref).astype(np.int64), tok.encode_packed(alt_codes).astype(np.int64), held)
 
 
 class VariantScorer:
@@ -102,7 +71,7 @@ class VariantScorer:
                     marks[a] = kind.upper()
                 if marks[a] is not None:
                     continue
-                pairs = [allele_windows(self.genome, variant, alt, self.options.window, self.runner, s)
+                pairs = [allele_windows(self.genome, variant, alt, self.options.window, self.runner.tokenizer, s)
                          for s in self.strands]
                 if any(isinstance(p, str) for p in pairs):
                     marks[a] = next(p for p in pairs if isinstance(p, str))

@@ -35,7 +35,7 @@ class TokensPerSecond(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
-        self._tokens += batch["input_ids"].numel()
+        self._tokens += sum(batch[key].numel() for key in ("input_ids", "ref", "alt") if key in batch)
         self._steps += 1
         if self._steps >= self.window and self._start is not None:
             rate = self._tokens / (time.perf_counter() - self._start)

@@ -18,12 +18,15 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from genomenet.data.datamodule import GenomeDataModule
 from genomenet.downstream.regions import final_lines as region_final_lines
 from genomenet.downstream.regions import region_report, write_report_json
+from genomenet.downstream.variant_report import final_lines as variant_final_lines
+from genomenet.downstream.variant_report import variant_report
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
 from genomenet.training.callbacks import AtomicCheckpointIO, FinalModelCheckpoint, TokensPerSecond, WindowScoresWriter
 from genomenet.training.finetune import RegionClassifier
 from genomenet.training.module import GenomeLM
 from genomenet.training.report import ReportConfig, final_lines, run_report
 from genomenet.training.strategy import SequenceParallelStrategy
+from genomenet.training.variant_finetune import VariantEffectClassifier
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "logger": [
@@ -80,8 +83,8 @@ class GenomeCLI(LightningCLI):
             raise InputFileError(f"data.fasta: {fasta}: no such file")
 
     def instantiate_trainer(self, **kwargs: Any):
-        if isinstance(self.model, RegionClassifier):
-            self.datamodule.setup()   # reads and splits the BED: its errors come before the trainer says anything
+        if isinstance(self.model, (RegionClassifier, VariantEffectClassifier)):
+            self.datamodule.setup()   # reads and splits the labels: their errors come before the trainer says anything
             print(self.datamodule.summary(), flush=True)
             return self._with_atomic_checkpoints(super().instantiate_trainer(**kwargs))
         check_compatible(self.model, self.datamodule)  # before the trainer says anything
@@ -104,7 +107,7 @@ class GenomeCLI(LightningCLI):
         return Path(ckpt.dirpath).parent if ckpt and ckpt.dirpath else Path(self.trainer.default_root_dir)
 
     def before_fit(self) -> None:
-        if isinstance(self.model, RegionClassifier) and self.trainer.is_global_zero:
+        if hasattr(self.datamodule, "write_split") and self.trainer.is_global_zero:
             print(f"split: {self.datamodule.write_split(self.run_dir())}", flush=True)
 
     def after_fit(self) -> None:
@@ -124,6 +127,11 @@ class GenomeCLI(LightningCLI):
             return
         if isinstance(self.model, RegionClassifier):
             self.region_report(cfg, export)
+            return
+        if isinstance(self.model, VariantEffectClassifier):
+            out_dir = Path(cfg.export_dir) if cfg.export_dir else self.run_dir() / "model"
+            result = variant_report(self.model, self.datamodule, out_dir, export=export)
+            print(variant_final_lines(result), flush=True)
             return
         if self.model.sequence_parallel_size > 1:
             print("held-out report skipped: it scores whole windows on one device; with sequence parallelism use "

@@ -1,0 +1,53 @@
+"""`genomenet fit --config configs/finetune_variants.yaml`: a supervised head on (ref, alt, alt - ref) embeddings
+learns a label planted in the alleles, and its report ends with the contract lines."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import re
+from pathlib import Path
+
+import pytest
+from conftest import DMEL
+from inference_models import tiny_model
+
+from genomenet.cli import main
+
+CHROM = "NC_004353.4:1100001-1300000"
+
+
+@pytest.mark.slow
+def test_the_head_learns_a_label_carried_by_the_alternative_base(tmp_path: Path, capsys) -> None:
+    with gzip.open(DMEL, "rt") as handle:
+        handle.readline()
+        text = "".join(line.strip() for line in handle).upper()
+    rng = random.Random(0)
+    rows, labels = [], ["chrom\tpos\tref\talt\tlabel"]
+    for start0 in sorted(rng.sample(range(2_000, 198_000), 400)):
+        ref = text[start0]
+        if ref not in "ACGT":
+            continue
+        alt = rng.choice([b for b in "ACGT" if b != ref])
+        rows.append(f"{CHROM}\t{start0 + 1}\t.\t{ref}\t{alt}\t.\tPASS\t.")
+        labels.append(f"{CHROM}\t{start0 + 1}\t{ref}\t{alt}\t{int(alt in 'CG')}")
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n" + f"##contig=<ID={CHROM},length=200000>\n"
+                   + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "\n".join(rows) + "\n")
+    (tmp_path / "labels.tsv").write_text("\n".join(labels) + "\n")
+    model = tiny_model(tmp_path / "backbone", seed=0)
+    argv = ["fit", "--config", str(Path(__file__).parents[1] / "configs" / "finetune_variants.yaml"),
+            "--data.fasta", str(DMEL), "--data.vcf", str(vcf), "--data.labels", str(tmp_path / "labels.tsv"),
+            "--data.context_length", "64", "--data.split.block_size", "20000", "--data.markov_max_order", "3",
+            "--data.cache_dir", str(tmp_path / "cache"), "--model.init_weights", str(model),
+            "--trainer.max_epochs", "15", "--trainer.accelerator", "cpu", "--trainer.logger", "false",
+            "--trainer.enable_progress_bar", "false", "--checkpoint.dirpath", str(tmp_path / "run" / "checkpoints"),
+            "--report.export_dir", str(tmp_path / "run" / "model"), "--model.optimizer.lr", "0.003"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    auroc = re.fullmatch(r"held-out AUROC: (\d\.\d{3}) \(Markov baseline: (\d\.\d{3})\)", out[-2])
+    assert auroc, out[-2]
+    assert float(auroc.group(1)) >= 0.8
+    assert out[-1] == f"model: {tmp_path / 'run' / 'model'}"
+    assert any(line.startswith("| Markov LLR") for line in out)
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
