@@ -117,7 +117,7 @@ def report_table(report: RegionReport, datamodule) -> str:
         test.targets[:, 0].astype(int), minlength=len(classes))
     lines = [f"held-out test split: {len(test.regions)} regions ("
              + ", ".join(f"{c} {int(n)}" for c, n in zip(classes, counts, strict=True)) + ")",
-             "| model | " + " | ".join(m.upper() if m in ("mcc", "f1") else m for m in METRICS) + " |",
+             "| model | " + " | ".join("accuracy" if m == "accuracy" else m.upper() for m in METRICS) + " |",
              "|---|" + "---:|" * len(METRICS)]
     lines += [f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in METRICS) + " |" for name, m in report.rows.items()]
     if report.per_class:
