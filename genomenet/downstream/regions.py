@@ -66,15 +66,24 @@ def kmer_baseline(datamodule, kmer_sizes: list[int]) -> tuple[FittedBaseline, np
     return fitted, predict_probs(kind, fitted.model, kmer_spectrum(codes["test"], k))
 
 
-def linear_probe(datamodule, init_weights: str, batch_size: int) -> tuple[FittedBaseline, np.ndarray]:
-    """Logistic regression on the frozen pre-trained backbone's mean-pooled embeddings (C chosen on val)."""
+def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int | None = None
+                 ) -> tuple[FittedBaseline, np.ndarray]:
+    """Logistic regression on the frozen pre-trained backbone's mean-pooled embeddings (C chosen on val), fitted on
+    every training window or a seeded subset of at most `max_bases` bases."""
     backbone = load_pretrained(init_weights).float()
     net = RegionClassifierNet(backbone, 1, "mean", datamodule.tokenizer.pad_id).eval()
     kind, splits = datamodule.labels.kind, datamodule.splits
-    feats = {s: window_outputs(net, splits[s].tokens, "features", batch_size=batch_size,
+    train = np.arange(len(splits["train"].tokens))
+    if max_bases is not None and len(train) * datamodule.spec.length > max_bases:
+        keep = max(max_bases // datamodule.spec.length, 2)
+        train = np.sort(np.random.default_rng(0).choice(train, keep, replace=False))
+        print(f"linear probe: fitted on {keep} of {len(splits['train'].tokens)} training windows "
+              f"(report.probe_max_bases={max_bases})", flush=True)
+    tokens = {"train": splits["train"].tokens[train], "val": splits["val"].tokens, "test": splits["test"].tokens}
+    feats = {s: window_outputs(net, tokens[s], "features", batch_size=batch_size,
                                desc=f"embedding {s} windows (linear probe)") for s in ("train", "val", "test")}
     options = [(f"C={c}", feats["train"], feats["val"], c) for c in (0.01, 0.1, 1.0)]
-    fitted, _ = choose_and_fit(kind, "linear probe", options, splits["train"].targets, splits["val"].targets)
+    fitted, _ = choose_and_fit(kind, "linear probe", options, splits["train"].targets[train], splits["val"].targets)
     return fitted, predict_probs(kind, fitted.model, feats["test"])
 
 
@@ -88,7 +97,7 @@ class RegionReport:
 
 
 def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, export: bool = True,
-                  batch_size: int = 16) -> RegionReport:
+                  batch_size: int = 16, probe_max_bases: int | None = None) -> RegionReport:
     """Score the test split with the fine-tuned model and both baselines; print the table; export the model."""
     datamodule.setup()
     net, kind = module.net.cpu().float().eval(), datamodule.labels.kind
@@ -99,7 +108,7 @@ def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, expo
     rows[f"k-mer spectrum ({kmer.choice}) + logistic regression"] = classification_metrics(kind, test.targets,
                                                                                            kmer_probs)
     if module.init_weights:
-        probe, probe_probs = linear_probe(datamodule, module.init_weights, batch_size)
+        probe, probe_probs = linear_probe(datamodule, module.init_weights, batch_size, probe_max_bases)
         rows[f"linear probe ({probe.choice}) on frozen pre-trained embeddings"] = classification_metrics(
             kind, test.targets, probe_probs)
     per_class = per_class_metrics(kind, list(datamodule.labels.classes), test.targets, probs)

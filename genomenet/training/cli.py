@@ -149,7 +149,8 @@ class GenomeCLI(LightningCLI):
             self.model.load_state_dict(state)
             print(f"reporting the best checkpoint by {ckpt.monitor}: {ckpt.best_model_path}", flush=True)
         out_dir = Path(cfg.export_dir) if cfg.export_dir else self.run_dir() / "model"
-        report = region_report(self.model, self.datamodule, cfg.kmer_sizes, out_dir, export=export)
+        report = region_report(self.model, self.datamodule, cfg.kmer_sizes, out_dir, export=export,
+                               batch_size=self.datamodule.batch_size, probe_max_bases=cfg.probe_max_bases)
         write_report_json(report, self.run_dir() / "held_out_report.json")
         print(region_final_lines(report), flush=True)
 

@@ -52,6 +52,10 @@ class ReportConfig:
     """Region fine-tuning: the k-mer spectrum baseline's k is chosen on validation data among these."""
     use_best: bool = True
     """Region fine-tuning: report and export the best checkpoint by checkpoint.monitor, when one is monitored."""
+    probe_max_bases: int | None = None
+    """Region fine-tuning: the linear probe fits on a seeded subset of at most this many training bases (windows x
+    window length); None: every training window. Keeps the probe's embedding pass affordable at long windows."""
+    """Region fine-tuning: report and export the best checkpoint by checkpoint.monitor, when one is monitored."""
 
 
 @dataclass
