@@ -137,3 +137,30 @@ def test_the_split_is_written_into_the_run(tmp_path: Path) -> None:
     assert len(table) == kept and kept + sum(dm.dropped.values()) == len(lines)
     assert {row[-1] for row in table} == {"train", "val", "test"}
     assert (tmp_path / "run" / "split_blocks.bed").is_file()
+
+
+def test_shifted_training_windows_are_the_genome_moved_by_whole_tokens(tmp_path: Path, dmel) -> None:
+    lines = [f"{CHROM}\t{s}\t{s + 1}\t{'ab'[s // 1000 % 2]}\t0\t{'+-'[s // 2000 % 2]}"
+             for s in range(500, 199_000, 997)]
+    dm = data_module(tmp_path, lines, context_length=120, kmer_size=3, shift=30,
+                     split=SplitConfig(block_size=20_000, test_fraction=0.3, val_fraction=0.1))
+    dm.setup()
+    tokenizer = make_tokenizer(3)
+    seen = set()
+    for _ in range(40):
+        item = dm.dataloader("train", shuffle=True).dataset[0]
+        region = dm.splits["train"].regions[0]
+        assert len(item["input_ids"]) == 40
+        for offset in range(-30, 31, 3):
+            window = WindowSpec(120).interval(Region(region.chrom, region.start + offset, region.end + offset))
+            text = dmel.sequence(CHROM, window.start, window.end)
+            text = str(Seq(text).reverse_complement()) if region.strand == "-" else text
+            if np.array_equal(item["input_ids"].numpy(), tokenizer.encode(text)):
+                seen.add(offset)
+                break
+        else:
+            raise AssertionError("a shifted window is not the genome moved by a whole number of tokens")
+    assert len(seen) > 3
+    centred = dm.window_tokens("test")[0]
+    region = dm.splits["test"].regions[0]
+    assert np.array_equal(centred, region_tokens(dmel, region, WindowSpec(120), tokenizer))

@@ -38,15 +38,22 @@ class LabelledWindows:
 
 
 class WindowDataset(Dataset):
-    def __init__(self, data: LabelledWindows) -> None:
-        self.data = data
+    """Windows of one split; with `shift_tokens` > 0 the stored rows are that many tokens wider on each side and
+    each draw crops a window at a random offset (training augmentation), otherwise the centred one."""
+
+    def __init__(self, data: LabelledWindows, shift_tokens: int = 0, random: bool = False) -> None:
+        self.data, self.shift, self.random = data, shift_tokens, random
 
     def __len__(self) -> int:
         return len(self.data.regions)
 
     def __getitem__(self, i: int) -> dict:
-        return {"input_ids": torch.from_numpy(self.data.tokens[i]), "target": torch.from_numpy(self.data.targets[i]),
-                "index": i}
+        row = self.data.tokens[i]
+        if self.shift:
+            offset = int(np.random.randint(0, 2 * self.shift + 1)) if self.random else self.shift
+            row = row[offset:len(row) - 2 * self.shift + offset]
+        return {"input_ids": torch.from_numpy(np.ascontiguousarray(row)),
+                "target": torch.from_numpy(self.data.targets[i]), "index": i}
 
 
 class RegionDataModule(L.LightningDataModule):
@@ -63,6 +70,7 @@ class RegionDataModule(L.LightningDataModule):
         task: TaskKind | Literal["auto"] = "auto",
         split: SplitConfig = SplitConfig(),  # noqa: B008 - read-only default
         max_n_fraction: float = 0.1,
+        shift: int = 0,
         split_context: int | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
@@ -82,6 +90,8 @@ class RegionDataModule(L.LightningDataModule):
             task: binary, multiclass, multilabel, or auto (from the labels).
             split: train / val / test by chromosome or by genomic blocks; windows touching two splits are dropped.
             max_n_fraction: drop windows with a larger share of N (or bases past a chromosome's end).
+            shift: training augmentation (centered mode): each time a training window is drawn it moves by a random
+                whole number of tokens within +-shift bases; validation and test windows stay centred.
             split_context: bases about each region that decide its split (default: the window it reads); set it to
                 the longest window of a comparison across window lengths, so every length trains and tests on the
                 same regions.
@@ -97,10 +107,14 @@ class RegionDataModule(L.LightningDataModule):
             raise ConfigError(f"data: context_length={context_length} (>= k), batch_size={batch_size} (>= 1), "
                               f"flank={flank} (>= 0) and max_n_fraction={max_n_fraction} (in [0, 1]) must hold")
         self.fasta, self.regions_path, self.cache_dir = fasta, regions, cache_dir
+        if shift and mode != "centered" or shift < 0:
+            raise ConfigError(f"data.shift={shift}: a shift (>= 0) needs data.mode centered")
         self.spec = WindowSpec(context_length, mode, flank)
+        self.shift_tokens = shift // kmer_size
+        self.read_spec = WindowSpec(context_length + 2 * self.shift_tokens * kmer_size, mode, flank)
         self.context_length, self.kmer_size, self.sequence_parallel_size = context_length, kmer_size, 1
         self.task, self.split_cfg, self.max_n = task, split, max_n_fraction
-        self.split_spec = WindowSpec(max(split_context or 0, context_length), mode, flank)
+        self.split_spec = WindowSpec(max(split_context or 0, self.read_spec.length), mode, flank)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.tokenizer: KmerTokenizer = make_tokenizer(kmer_size)
         self.genome: PreparedGenome | None = None
@@ -142,8 +156,10 @@ class RegionDataModule(L.LightningDataModule):
         return assigned
 
     def _windows(self, regions: list[Region]) -> LabelledWindows:
-        n_tokens = self.tokenizer.num_tokens(self.spec.length)
-        tokens = np.stack([region_tokens(self.genome, r, self.spec, self.tokenizer) for r in regions]) if regions \
+        """Token rows of the read windows (the model's window plus the shift on each side)."""
+        n_tokens = self.tokenizer.num_tokens(self.read_spec.length)
+        tokens = np.stack([region_tokens(self.genome, r, self.read_spec, self.tokenizer) for r in regions]) \
+            if regions \
             else np.zeros((0, n_tokens), dtype=np.int64)
         targets = np.stack([self.labels.target(r.name) for r in regions]) if regions \
             else np.zeros((0, self.labels.num_outputs if self.labels.kind != "multiclass" else 1), np.float32)
@@ -159,8 +175,14 @@ class RegionDataModule(L.LightningDataModule):
                                   f"example ({len(self.splits[split].regions)} {split} regions); change data.split "
                                   "(block_size, fractions, seed or chromosomes)")
 
+    def window_tokens(self, split: str) -> np.ndarray:
+        """The centred model windows of a split (regions, tokens), what evaluation and the baselines read."""
+        tokens = self.splits[split].tokens
+        return tokens[:, self.shift_tokens:tokens.shape[1] - self.shift_tokens] if self.shift_tokens else tokens
+
     def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(WindowDataset(self.splits[split]), batch_size=self.batch_size, shuffle=shuffle,
+        data = WindowDataset(self.splits[split], self.shift_tokens, random=shuffle)
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:

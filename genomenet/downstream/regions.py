@@ -73,13 +73,14 @@ def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int 
     backbone = load_pretrained(init_weights).float()
     net = RegionClassifierNet(backbone, 1, "mean", datamodule.tokenizer.pad_id).eval()
     kind, splits = datamodule.labels.kind, datamodule.splits
-    train = np.arange(len(splits["train"].tokens))
+    train = np.arange(len(splits["train"].regions))
     if max_bases is not None and len(train) * datamodule.spec.length > max_bases:
         keep = max(max_bases // datamodule.spec.length, 2)
-        train = np.sort(np.random.default_rng(0).choice(train, keep, replace=False))
-        print(f"linear probe: fitted on {keep} of {len(splits['train'].tokens)} training windows "
+        print(f"linear probe: fitted on {keep} of {len(train)} training windows "
               f"(report.probe_max_bases={max_bases})", flush=True)
-    tokens = {"train": splits["train"].tokens[train], "val": splits["val"].tokens, "test": splits["test"].tokens}
+        train = np.sort(np.random.default_rng(0).choice(train, keep, replace=False))
+    tokens = {"train": datamodule.window_tokens("train")[train], "val": datamodule.window_tokens("val"),
+              "test": datamodule.window_tokens("test")}
     feats = {s: window_outputs(net, tokens[s], "features", batch_size=batch_size,
                                desc=f"embedding {s} windows (linear probe)") for s in ("train", "val", "test")}
     options = [(f"C={c}", feats["train"], feats["val"], c) for c in (0.01, 0.1, 1.0)]
@@ -102,7 +103,8 @@ def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, expo
     datamodule.setup()
     net, kind = module.net.cpu().float().eval(), datamodule.labels.kind
     test = datamodule.splits["test"]
-    probs = window_outputs(net, test.tokens, "probs", kind, batch_size, desc="scoring test windows")
+    probs = window_outputs(net, datamodule.window_tokens("test"), "probs", kind, batch_size,
+                           desc="scoring test windows")
     rows = {MODEL_ROW: classification_metrics(kind, test.targets, probs)}
     kmer, kmer_probs = kmer_baseline(datamodule, kmer_sizes)
     rows[f"k-mer spectrum ({kmer.choice}) + logistic regression"] = classification_metrics(kind, test.targets,
