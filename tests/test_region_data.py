@@ -119,11 +119,18 @@ def data_module(tmp_path: Path, lines: list[str], **kwargs) -> RegionDataModule:
      "leaves class '[ab]' with no (train|test) example"),
 ])
 def test_regions_the_data_cannot_hold_fail_at_setup_with_one_line(tmp_path: Path, lines, error, message) -> None:
-    split = SplitConfig(by="block", block_size=100_000, test_fraction=0.4, val_fraction=0.0, seed=0)
+    split = SplitConfig(by="block", block_size=50_000, test_fraction=0.25, val_fraction=0.25, seed=0)
     dm = data_module(tmp_path, lines, split=split)
     with pytest.raises(error, match=message) as caught:
         dm.setup()
     assert isinstance(caught.value, GenomenetError) and "\n" not in str(caught.value)
+
+
+def test_a_split_without_validation_regions_is_refused(tmp_path: Path) -> None:
+    lines = [f"{CHROM}\t{s}\t{s + 1}\t{'ab'[s // 1000 % 2]}" for s in range(500, 199_000, 1000)]
+    dm = data_module(tmp_path, lines, split=SplitConfig(block_size=20_000, val_fraction=0.0))
+    with pytest.raises(ConfigError, match="no validation region"):
+        dm.setup()
 
 
 def test_the_split_is_written_into_the_run(tmp_path: Path) -> None:

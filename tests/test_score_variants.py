@@ -159,7 +159,8 @@ def test_a_chr_prefix_on_one_side_only_is_reconciled(tmp_path: Path, genome_text
 def test_labels_give_auroc_of_every_score_beside_the_markov_llr(tmp_path: Path, genome_text: str, capsys) -> None:
     model_dir = tiny_model(tmp_path / "model", seed=4)
     rows, labels = [], ["chrom\tpos\tref\talt\tlabel"]
-    for i, start0 in enumerate(range(100_000, 101_000, 50)):
+    starts = [s for s in range(30_000, 40_000, 50) if genome_text[s] in "ACGT"][:20]
+    for i, start0 in enumerate(starts):
         ref = genome_text[start0]
         alt = "A" if ref != "A" else "C"
         rows.append((CHROM, start0 + 1, ref, alt))

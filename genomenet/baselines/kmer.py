@@ -70,6 +70,12 @@ def choose_and_fit(kind: str, name: str, options: Sequence[tuple[str, np.ndarray
     return FittedBaseline(name, model, options[best][0]), best
 
 
-def predict_probs(kind: str, model, x: np.ndarray) -> np.ndarray:
-    """(n, C) class probabilities, the layout `classification_metrics` reads (binary: [1 - p, p])."""
-    return np.asarray(model.predict_proba(x), dtype=np.float64)
+def predict_probs(kind: str, model, x: np.ndarray, num_classes: int) -> np.ndarray:
+    """(n, C) class probabilities in class order, the layout `classification_metrics` reads (binary: [1 - p, p]);
+    a class the model never saw in training gets probability 0."""
+    raw = np.asarray(model.predict_proba(x), dtype=np.float64)
+    if kind == "multilabel":
+        return raw
+    out = np.zeros((len(x), num_classes if kind == "multiclass" else 2))
+    out[:, np.asarray(model.classes_, dtype=int)] = raw
+    return out

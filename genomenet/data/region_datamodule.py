@@ -166,7 +166,11 @@ class RegionDataModule(L.LightningDataModule):
         return LabelledWindows(regions, [self.spec.interval(r) for r in regions], tokens, targets)
 
     def _check_classes(self) -> None:
-        """Every class needs a training and a test example, or the held-out figures mean nothing."""
+        """Every class needs a training and a test example, or the held-out figures mean nothing; validation must
+        not be empty (it picks the best epoch and the baselines' k: the test split never does)."""
+        if not self.splits["val"].regions:
+            raise ConfigError(f"{self.regions_path}: the split leaves no validation region; set data.split."
+                              "val_fraction > 0 (block mode) or data.split.val_chromosomes (chromosome mode)")
         for split in ("train", "test"):
             seen = {c for r in self.splits[split].regions for c in r.name.split(",")}
             missing = [c for c in self.labels.classes if c not in seen]
@@ -189,7 +193,7 @@ class RegionDataModule(L.LightningDataModule):
         return self.dataloader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val" if self.splits["val"].regions else "test")
+        return self.dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
         return self.dataloader("test")

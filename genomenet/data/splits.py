@@ -4,11 +4,13 @@ A region's split is decided by the bases its model window reads (flanks included
 windows: overlapping sequence cannot sit on both sides. In block mode every chromosome is cut into blocks of
 `block_size` bases and, chromosome by chromosome, a seeded draw makes `test_fraction` of its blocks test and
 `val_fraction` val (so every chromosome, e.g. every species, is represented in each split); a window that touches
-blocks of two different splits is dropped and counted.
+blocks of two different splits is dropped and counted. Chromosomes with fewer blocks than one held-out share needs
+(scaffolds) are pooled and drawn together instead.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,17 +73,22 @@ def split_blocks(lengths: dict[str, int], cfg: SplitConfig) -> list[Block]:
             raise ConfigError(f"data split: chromosome {missing[0]!r} is not in the FASTA")
         held = {c: "val" for c in cfg.val_chromosomes} | {c: "test" for c in cfg.test_chromosomes}
         return [Block(c, 0, n, held.get(c, "train")) for c, n in lengths.items()]
-    blocks = []
-    for index, (chrom, length) in enumerate(lengths.items()):
-        starts = list(range(0, length, cfg.block_size))
-        order = list(range(len(starts)))
+    # a chromosome with enough blocks draws its own held-out share (every chromosome, e.g. every species, in every
+    # split); the blocks of smaller ones (scaffolds, contigs) are pooled and drawn together
+    enough = math.ceil(1 / min(f for f in (cfg.val_fraction, cfg.test_fraction) if f > 0))
+    starts = {c: list(range(0, n, cfg.block_size)) for c, n in lengths.items()}
+    groups = [[(c, i) for i in range(len(starts[c]))] for c in lengths if len(starts[c]) >= enough]
+    pooled = [(c, i) for c in lengths if len(starts[c]) < enough for i in range(len(starts[c]))]
+    label: dict[tuple[str, int], str] = {}
+    for index, group in enumerate(groups + ([pooled] if pooled else [])):
+        order = list(group)
         random.Random(cfg.seed * 1_000_003 + index).shuffle(order)
-        n_test = max(1, round(len(starts) * cfg.test_fraction))
-        n_val = round(len(starts) * cfg.val_fraction)
-        label = {b: "test" for b in order[:n_test]} | {b: "val" for b in order[n_test:n_test + n_val]}
-        blocks += [Block(chrom, s, min(s + cfg.block_size, length), label.get(i, "train"))
-                   for i, s in enumerate(starts)]
-    return blocks
+        n_test = max(1, round(len(order) * cfg.test_fraction))
+        n_val = round(len(order) * cfg.val_fraction) if cfg.val_fraction else 0
+        n_val = max(n_val, 1) if cfg.val_fraction and len(order) - n_test > 1 else n_val
+        label |= {key: "test" for key in order[:n_test]} | {key: "val" for key in order[n_test:n_test + n_val]}
+    return [Block(c, s, min(s + cfg.block_size, lengths[c]), label.get((c, i), "train"))
+            for c in lengths for i, s in enumerate(starts[c])]
 
 
 def split_of(window: Interval, blocks_by_chrom: dict[str, list[Block]]) -> str | None:

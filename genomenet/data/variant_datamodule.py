@@ -24,6 +24,7 @@ from genomenet.data.variants import (
     AllelePair,
     ContigMatcher,
     allele_windows,
+    info_label,
     open_vcf,
     read_label_tsv,
     read_variants,
@@ -129,11 +130,7 @@ class VariantDataModule(L.LightningDataModule):
     def _label(self, table, record, a: int) -> int | None:
         if table is not None:
             return table.get((record.chrom, record.pos, record.ref.upper(), record.alts[a].upper()))
-        if self.label_info not in record.header.info:
-            raise InputFileError(f"{self.vcf}: data.label_info {self.label_info}: no such INFO field in the header")
-        value = record.info.get(self.label_info)
-        value = value[a] if isinstance(value, tuple) else value
-        return int(bool(value)) if value is not None else 0
+        return info_label(record, a, self.label_info, self.vcf)
 
     def _blocks(self, spans: dict[str, tuple[int, int]]) -> list[Block]:
         """Blocks over each contig's variant span (block mode), or whole contigs (chromosome mode)."""
@@ -148,13 +145,15 @@ class VariantDataModule(L.LightningDataModule):
     def _split(self, examples: list, markov) -> None:
         by_chrom = blocks_by_chromosome(self.blocks)
         parts: dict[str, list] = {s: [] for s in SPLITS}
-        half = self.context_length // 2
+        k = self.tokenizer.k
+        left = (self.context_length // 2) // k * k  # the bases allele_windows reads
         for variant, pair, label in examples:
-            window = Interval(variant.chrom, variant.start - half, variant.start + half)
+            end = variant.start + max(self.context_length - left, len(variant.ref))
+            window = Interval(variant.chrom, variant.start - left, end)
             split = split_of(window, by_chrom)
             if split is not None:
                 parts[split].append((variant, pair, label))
-        for split in ("train", "test"):
+        for split in SPLITS:
             if len({y for *_, y in parts[split]}) < 2:
                 raise ConfigError(f"{self.vcf}: the split leaves {split} without both labels "
                                   f"({len(parts[split])} variants); change data.split")
@@ -176,7 +175,7 @@ class VariantDataModule(L.LightningDataModule):
         return self.dataloader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val" if len(self.splits["val"]) else "test")
+        return self.dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
         return self.dataloader("test")

@@ -24,7 +24,8 @@ SCORABLE = ("snv", "mnv", "indel")
 
 
 def allele_kind(ref: str, alt: str | None) -> str:
-    """snv | mnv (same length, several bases) | indel | symbolic (`<DEL>`) | star (`*`) | breakend | missing."""
+    """snv | mnv (same length, several bases) | indel | symbolic (`<DEL>`) | star (`*`) | breakend | missing |
+    non_acgt (an allele with IUPAC codes other than A, C, G, T)."""
     if alt is None or alt == ".":
         return "missing"
     if alt == "*":
@@ -33,6 +34,8 @@ def allele_kind(ref: str, alt: str | None) -> str:
         return "symbolic"
     if any(c in alt for c in "[]") or alt.startswith(".") or alt.endswith("."):
         return "breakend"
+    if set(alt) - set("ACGT") or set(ref) - set("ACGT"):
+        return "non_acgt"  # IUPAC codes (N, R, ...): no single sequence to score
     if len(ref) == len(alt):
         return "snv" if len(ref) == 1 else "mnv"
     return "indel"
@@ -98,6 +101,8 @@ def read_variants(vcf: pysam.VariantFile, path: str | Path, match: ContigMatcher
             chrom = match(record.chrom, number)
             yield record, Variant(number, chrom, record.start, record.ref.upper(), tuple(a.upper() for a in
                                                                                           record.alts))
+    except InputFileError:
+        raise
     except (OSError, ValueError) as err:  # htslib: truncated bgzip, malformed line
         raise InputFileError(f"{path}: unreadable after record {number} ({err})") from None
 
@@ -146,3 +151,20 @@ def read_label_tsv(path: str | Path) -> dict[tuple[str, int, str, str], int]:
                 raise InputFileError(f"{path}: line {line}: label must be 0 or 1, got {row['label']!r}")
             labels[(row["chrom"], int(row["pos"]), row["ref"].upper(), row["alt"].upper())] = int(row["label"])
     return labels
+
+
+def info_label(record: pysam.VariantRecord, a: int, field: str, path: str | Path) -> int | None:
+    """The 0/1 label of ALT `a` from an INFO field: a Flag (present 1, absent 0) or an Integer 0/1 (per ALT or per
+    record; missing: unlabelled, None). Any other type or value is a one-line error."""
+    meta = record.header.info.get(field)
+    if meta is None:
+        raise InputFileError(f"{path}: label INFO field {field} is not declared in the header")
+    if meta.type == "Flag":
+        return int(field in record.info)
+    if meta.type != "Integer":
+        raise InputFileError(f"{path}: label INFO field {field} is {meta.type}; a label must be a Flag or 0/1 Integer")
+    value = record.info.get(field)
+    value = value[a] if isinstance(value, tuple) else value
+    if value not in (None, 0, 1):
+        raise InputFileError(f"{path}: {record.chrom}:{record.pos}: label {field}={value} is not 0 or 1")
+    return value

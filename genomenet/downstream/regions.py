@@ -63,7 +63,8 @@ def kmer_baseline(datamodule, kmer_sizes: list[int]) -> tuple[FittedBaseline, np
     options = [(f"k={k}", kmer_spectrum(codes["train"], k), kmer_spectrum(codes["val"], k), 1.0) for k in kmer_sizes]
     fitted, best = choose_and_fit(kind, "k-mer spectrum", options, splits["train"].targets, splits["val"].targets)
     k = kmer_sizes[best]
-    return fitted, predict_probs(kind, fitted.model, kmer_spectrum(codes["test"], k))
+    n = len(datamodule.labels.classes)
+    return fitted, predict_probs(kind, fitted.model, kmer_spectrum(codes["test"], k), n)
 
 
 def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int | None = None
@@ -78,14 +79,26 @@ def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int 
         keep = max(max_bases // datamodule.spec.length, 2)
         print(f"linear probe: fitted on {keep} of {len(train)} training windows "
               f"(report.probe_max_bases={max_bases})", flush=True)
-        train = np.sort(np.random.default_rng(0).choice(train, keep, replace=False))
+        train = stratified_subset(splits["train"].targets, keep)
     tokens = {"train": datamodule.window_tokens("train")[train], "val": datamodule.window_tokens("val"),
               "test": datamodule.window_tokens("test")}
     feats = {s: window_outputs(net, tokens[s], "features", batch_size=batch_size,
                                desc=f"embedding {s} windows (linear probe)") for s in ("train", "val", "test")}
     options = [(f"C={c}", feats["train"], feats["val"], c) for c in (0.01, 0.1, 1.0)]
     fitted, _ = choose_and_fit(kind, "linear probe", options, splits["train"].targets[train], splits["val"].targets)
-    return fitted, predict_probs(kind, fitted.model, feats["test"])
+    return fitted, predict_probs(kind, fitted.model, feats["test"], len(datamodule.labels.classes))
+
+
+def stratified_subset(targets: np.ndarray, size: int) -> np.ndarray:
+    """Sorted indices of a seeded subset of about `size` rows, each target pattern kept in proportion (at least one
+    row of each), so no class goes missing from a subsampled training set."""
+    rng = np.random.default_rng(0)
+    _, group = np.unique(targets, axis=0, return_inverse=True)
+    group = np.ravel(group)
+    share = size / len(targets)
+    picked = [rng.choice(np.flatnonzero(group == g), max(1, round(share * int((group == g).sum()))), replace=False)
+              for g in np.unique(group)]
+    return np.sort(np.concatenate(picked))
 
 
 @dataclass
@@ -106,6 +119,7 @@ def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, expo
     probs = window_outputs(net, datamodule.window_tokens("test"), "probs", kind, batch_size,
                            desc="scoring test windows")
     rows = {MODEL_ROW: classification_metrics(kind, test.targets, probs)}
+    model_dir = export_classifier(net, module.info(), out_dir) if export else None  # before anything else can fail
     kmer, kmer_probs = kmer_baseline(datamodule, kmer_sizes)
     rows[f"k-mer spectrum ({kmer.choice}) + logistic regression"] = classification_metrics(kind, test.targets,
                                                                                            kmer_probs)
@@ -114,7 +128,6 @@ def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, expo
         rows[f"linear probe ({probe.choice}) on frozen pre-trained embeddings"] = classification_metrics(
             kind, test.targets, probe_probs)
     per_class = per_class_metrics(kind, list(datamodule.labels.classes), test.targets, probs)
-    model_dir = export_classifier(net, module.info(), out_dir) if export else None
     report = RegionReport(rows, per_class, kmer.choice, model_dir)
     print(report_table(report, datamodule), flush=True)
     return report
@@ -126,8 +139,9 @@ def report_table(report: RegionReport, datamodule) -> str:
     classes = datamodule.labels.classes
     counts = test.targets.sum(0) if datamodule.labels.kind == "multilabel" else np.bincount(
         test.targets[:, 0].astype(int), minlength=len(classes))
+    positive = f"; positive class for F1: {classes[1]}" if datamodule.labels.kind == "binary" else ""
     lines = [f"held-out test split: {len(test.regions)} regions ("
-             + ", ".join(f"{c} {int(n)}" for c, n in zip(classes, counts, strict=True)) + ")",
+             + ", ".join(f"{c} {int(n)}" for c, n in zip(classes, counts, strict=True)) + f"){positive}",
              "| model | " + " | ".join("accuracy" if m == "accuracy" else m.upper() for m in METRICS) + " |",
              "|---|" + "---:|" * len(METRICS)]
     lines += [f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in METRICS) + " |" for name, m in report.rows.items()]

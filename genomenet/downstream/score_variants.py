@@ -20,7 +20,15 @@ from tqdm import tqdm
 
 from genomenet.baselines.markov_llr import fit_markov_baseline, markov_llr, markov_training_part
 from genomenet.data.cache import prepare
-from genomenet.data.variants import ContigMatcher, Variant, allele_windows, open_vcf, read_label_tsv, read_variants
+from genomenet.data.variants import (
+    ContigMatcher,
+    Variant,
+    allele_windows,
+    info_label,
+    open_vcf,
+    read_label_tsv,
+    read_variants,
+)
 from genomenet.downstream.variant_effects import ScoreOptions, VariantScorer
 from genomenet.downstream.variant_eval import LabelledScores
 from genomenet.errors import InputFileError
@@ -47,8 +55,14 @@ def ref_mismatch(genome, variant: Variant) -> bool:
     return end > length or genome.sequence(variant.chrom, variant.start, end).upper() != variant.ref
 
 
-def output_header(header: pysam.VariantHeader, scores: tuple[str, ...], window: int, model: str) -> pysam.VariantHeader:
+def output_header(header: pysam.VariantHeader, scores: tuple[str, ...], window: int, model: str,
+                  contigs: dict[str, int]) -> pysam.VariantHeader:
+    """The input header with the score fields declared, and every contig the records use (htslib cannot write a
+    record whose contig the header lacks)."""
     out = header.copy()
+    for name, length in contigs.items():
+        if name not in out.contigs:
+            out.contigs.add(name, length=length)
     for name in scores:
         tag, kind, text = INFO[name]
         if tag not in out.info:
@@ -65,7 +79,7 @@ class Evaluation:
 
     def __init__(self, scorer: VariantScorer, genome, vcf_path: str, labels_tsv: str | None, label_info: str | None,
                  markov_max_order: int, progress: bool) -> None:
-        self.scorer, self.genome, self.label_info = scorer, genome, label_info
+        self.scorer, self.genome, self.label_info, self.vcf_path = scorer, genome, label_info, vcf_path
         self.labels = read_label_tsv(labels_tsv) if labels_tsv else None
         spans = variant_spans(vcf_path, ContigMatcher(vcf_path, genome.names))
         training = markov_training_part(genome, spans, scorer.options.window)
@@ -78,12 +92,7 @@ class Evaluation:
     def label(self, record, a: int) -> int | None:
         if self.labels is not None:
             return self.labels.get((record.chrom, record.pos, record.ref.upper(), record.alts[a].upper()))
-        if self.label_info not in record.header.info:
-            raise InputFileError(f"--label-info {self.label_info}: no such INFO field in the VCF header")
-        value = record.info.get(self.label_info)
-        if isinstance(value, tuple):
-            value = value[a]
-        return int(bool(value)) if value is not None else 0
+        return info_label(record, a, self.label_info, self.vcf_path)
 
     def add(self, record, variant: Variant, values: dict, marks: list) -> None:
         """Put the Markov LLR beside the model's scores (in `values`, so it is written too); keep labelled ALTs."""
@@ -97,6 +106,14 @@ class Evaluation:
             label = self.label(record, a)
             if label is not None:
                 self.results.add(label, {s: values[s][a] for s in values})
+
+
+def record_contigs(vcf_path: str, match: ContigMatcher, genome) -> dict[str, int]:
+    """Each contig name the records use (as written in the VCF) -> its FASTA length (one cheap pass)."""
+    names: dict[str, int] = {}
+    for record, variant in read_variants(open_vcf(vcf_path), vcf_path, match):
+        names.setdefault(record.chrom, genome.chromosome(variant.chrom).length)
+    return names
 
 
 def variant_spans(vcf_path: str, match: ContigMatcher) -> dict[str, tuple[int, int]]:
@@ -119,7 +136,9 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
     evaluation = Evaluation(scorer, genome, vcf_path, labels_tsv, label_info, markov_max_order, progress) \
         if labels_tsv or label_info else None
     vcf = open_vcf(vcf_path)
-    header = output_header(vcf.header, scorer.scores + (("markov_llr",) if evaluation else ()), options.window, model)
+    contigs = record_contigs(vcf_path, ContigMatcher(vcf_path, genome.names), genome)
+    header = output_header(vcf.header, scorer.scores + (("markov_llr",) if evaluation else ()), options.window, model,
+                           contigs)
     out_path = Path(out)
     gz = out_path.name.endswith(".gz")
     tmp = out_path.with_name(f".{out_path.name}.tmp{'.gz' if gz else ''}")
@@ -145,9 +164,14 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
             bar.update(len(chunk))
             bar.close()
         if gz:
-            pysam.tabix_index(str(tmp), preset="vcf", force=True)
-            os.replace(f"{tmp}.tbi", f"{out_path}.tbi")
+            try:
+                pysam.tabix_index(str(tmp), preset="vcf", force=True)
+            except OSError as err:
+                raise InputFileError(f"{vcf_path}: the scored VCF cannot be tabix-indexed ({err}); is the input "
+                                     "sorted? Sort it (bcftools sort) or write .vcf") from None
         os.replace(tmp, out_path)
+        if gz:
+            os.replace(f"{tmp}.tbi", f"{out_path}.tbi")
         if tsv_tmp:
             os.replace(tsv_tmp, tsv)
     finally:
@@ -171,6 +195,8 @@ def write_chunk(chunk: list, scorer: VariantScorer, genome, keep_mismatches: boo
     results = scorer.score([v for _, v in chunk], flags)
     for (record, variant), (values, marks) in zip(chunk, results, strict=True):
         record.translate(writer.header)  # the writer holds its own copy of the header
+        for key in [k for k in record.info if k.startswith("GN_")]:  # scores of an earlier run
+            del record.info[key]
         if evaluation:
             evaluation.add(record, variant, values, marks)
         for name, per_alt in values.items():

@@ -98,8 +98,8 @@ class VariantScorer:
             ids, padding = self._batch([s for p in batch for s in (p.ref, p.alt)])
             with self.runner.autocast():
                 hidden = self.runner.hidden(ids, padding)
-                token_logp = self._token_logp(hidden, ids) if "llr" in self.scores else None
-            hidden = hidden.float()
+            hidden = hidden.float()  # the head and the softmax in float32: an LLR sums hundreds of log-probabilities
+            token_logp = self._token_logp(hidden, ids) if "llr" in self.scores else None
             real = ids != self.runner.tokenizer.pad_id
             pooled = (hidden * real[..., None]).sum(1) / real.sum(1, keepdim=True)   # (2b, d)
             for j, pair in enumerate(batch):
@@ -115,7 +115,8 @@ class VariantScorer:
 
     def _token_logp(self, hidden: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """ln p(token t+1 | tokens <= t) (b, n-1), 0 where token t+1 is not a real k-mer (N, padding)."""
-        logits = self.runner.model.lm_head(hidden).float()
+        head = self.runner.model.lm_head
+        logits = torch.nn.functional.linear(hidden, head.weight.float())
         logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
         return logp * (ids[:, 1:] < self.runner.tokenizer.n_id)
 

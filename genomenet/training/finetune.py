@@ -148,19 +148,31 @@ class RegionClassifier(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
         logits = self(batch["input_ids"])
-        self.log("val/loss", self.loss(logits, batch["target"]), prog_bar=True)
+        self.log(f"{stage}/loss", self.loss(logits, batch["target"]), prog_bar=stage == "val")
         probs = probabilities(logits.float(), self.labels["kind"])
         self._val.append((batch["target"].cpu().numpy(), probs.cpu().numpy()))
 
     def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def _log_metrics(self, stage: str) -> None:
         if not self._val:
             return
         targets, probs = (np.concatenate(x) for x in zip(*self._val, strict=True))
         self._val.clear()
         metrics = classification_metrics(self.labels["kind"], targets, probs)
         for name in ("accuracy", "mcc", "auroc"):
-            self.log(f"val/{name}", float(metrics[name]), prog_bar=name == "accuracy")
+            self.log(f"{stage}/{name}", float(metrics[name]), prog_bar=stage == "val" and name == "accuracy")
 
     def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
         return probabilities(self(batch["input_ids"]).float(), self.labels["kind"])

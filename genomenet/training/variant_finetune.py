@@ -101,16 +101,29 @@ class VariantEffectClassifier(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self.head(self.features(batch, "val"))[:, 0]
-        self.log("val/loss", F.binary_cross_entropy_with_logits(logits, batch["target"].float()), prog_bar=True)
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        logits = self.head(self.features(batch, stage))[:, 0]
+        self.log(f"{stage}/loss", F.binary_cross_entropy_with_logits(logits, batch["target"].float()),
+                 prog_bar=stage == "val")
         self._val.append((batch["target"].cpu().numpy(), torch.sigmoid(logits).float().cpu().numpy()))
 
     def on_validation_epoch_end(self) -> None:
+        self._log_auroc("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_auroc("test")
+
+    def _log_auroc(self, stage: str) -> None:
         if self._val:
             y, p = (np.concatenate(x) for x in zip(*self._val, strict=True))
             self._val.clear()
             if 0 < y.sum() < len(y):
-                self.log("val/auroc", float(roc_auc_score(y, p)), prog_bar=True)
+                self.log(f"{stage}/auroc", float(roc_auc_score(y, p)), prog_bar=stage == "val")
 
     def configure_optimizers(self) -> dict:
         params = [p for p in self.parameters() if p.requires_grad]
