@@ -175,3 +175,17 @@ def test_labels_give_auroc_of_every_score_beside_the_markov_llr(tmp_path: Path, 
     assert "labelled ALTs: 20 (10 positive)" in printed
     assert "| llr | 20 |" in printed and "| Markov LLR (baseline) | 20 |" in printed
     assert all(r.info["GN_MARKOV_LLR"][0] is not None for r in pysam.VariantFile(str(out)))
+
+
+def test_a_vcf_without_contig_lines_is_written_with_them(tmp_path: Path, genome_text: str) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=5)
+    base = genome_text[30_000]
+    vcf = write_vcf(tmp_path / "in.vcf", [(CHROM, 30_001, base, "A" if base != "A" else "C")])
+    vcf.write_text("".join(line + "\n" for line in vcf.read_text().splitlines() if not line.startswith("##contig")))
+    out = tmp_path / "out.vcf.gz"
+    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
+                 str(out), "--window", str(WINDOW), "--cache-dir", str(tmp_path / "cache"), "--quiet",
+                 "--device", "cpu"]) == 0
+    scored = pysam.VariantFile(str(out))
+    assert CHROM in scored.header.contigs and scored.header.contigs[CHROM].length == 200_000
+    assert next(iter(scored)).info["GN_LLR"][0] is not None

@@ -64,6 +64,7 @@ def open_vcf(path: str | Path) -> pysam.VariantFile:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such VCF file")
+    pysam.set_verbosity(0)  # htslib's own warnings and errors: ours name the file and record in one line
     try:
         return pysam.VariantFile(str(path))
     except (ValueError, OSError) as err:

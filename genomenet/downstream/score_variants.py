@@ -135,8 +135,11 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
     scorer = VariantScorer(runner, genome, options)
     evaluation = Evaluation(scorer, genome, vcf_path, labels_tsv, label_info, markov_max_order, progress) \
         if labels_tsv or label_info else None
-    vcf = open_vcf(vcf_path)
     contigs = record_contigs(vcf_path, ContigMatcher(vcf_path, genome.names), genome)
+    vcf = open_vcf(vcf_path)
+    for name, length in contigs.items():  # declared before any record is read, or htslib cannot translate it
+        if name not in vcf.header.contigs:
+            vcf.header.contigs.add(name, length=length)
     header = output_header(vcf.header, scorer.scores + (("markov_llr",) if evaluation else ()), options.window, model,
                            contigs)
     out_path = Path(out)
