@@ -22,7 +22,15 @@ from genomenet.data.cache import PreparedGenome, prepare
 from genomenet.data.intervals import Interval, Region, read_bed_regions
 from genomenet.data.labels import LabelSet, TaskKind, infer_labels
 from genomenet.data.region_windows import WindowMode, WindowSpec, n_fraction, region_tokens
-from genomenet.data.splits import SPLITS, Block, SplitConfig, blocks_by_chromosome, split_blocks, split_of
+from genomenet.data.splits import (
+    SPLITS,
+    Block,
+    SplitConfig,
+    SplitLoaders,
+    blocks_by_chromosome,
+    split_blocks,
+    split_of,
+)
 from genomenet.data.tokenizers import KmerTokenizer, make_tokenizer
 from genomenet.errors import ConfigError, InputFileError
 
@@ -56,7 +64,7 @@ class WindowDataset(Dataset):
                 "target": torch.from_numpy(self.data.targets[i]), "index": i}
 
 
-class RegionDataModule(L.LightningDataModule):
+class RegionDataModule(SplitLoaders, L.LightningDataModule):
     """Labelled regions of a genome for fine-tuning a classifier; the split is by chromosome or genomic block."""
 
     def __init__(
@@ -188,15 +196,6 @@ class RegionDataModule(L.LightningDataModule):
         data = WindowDataset(self.splits[split], self.shift_tokens, random=shuffle)
         return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test")
 
     def predict_dataloader(self) -> DataLoader:
         return self.dataloader("test")

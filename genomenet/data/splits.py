@@ -116,3 +116,17 @@ def write_split_beds(blocks: list[Block], out_dir: str | Path) -> dict[str, Path
     for split in ("val", "test"):
         paths[split].write_text("".join(f"{b.chrom}\t{b.start}\t{b.end}\n" for b in blocks if b.split == split))
     return paths
+
+
+class SplitLoaders:
+    """The Lightning loader hooks of a data module whose `dataloader(split, shuffle)` serves a split: training
+    shuffled, validation and test in order (validation never falls back to test)."""
+
+    def train_dataloader(self):
+        return self.dataloader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self.dataloader("val")
+
+    def test_dataloader(self):
+        return self.dataloader("test")

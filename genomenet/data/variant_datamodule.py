@@ -17,7 +17,15 @@ from torch.utils.data import DataLoader
 from genomenet.baselines.markov_llr import fit_markov_baseline, markov_llr, markov_training_part
 from genomenet.data.cache import prepare
 from genomenet.data.intervals import Interval
-from genomenet.data.splits import SPLITS, Block, SplitConfig, blocks_by_chromosome, split_blocks, split_of
+from genomenet.data.splits import (
+    SPLITS,
+    Block,
+    SplitConfig,
+    SplitLoaders,
+    blocks_by_chromosome,
+    split_blocks,
+    split_of,
+)
 from genomenet.data.tokenizers import make_tokenizer
 from genomenet.data.variants import (
     SCORABLE,
@@ -51,7 +59,7 @@ def pad_stack(rows: list[np.ndarray], pad_id: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-class VariantDataModule(L.LightningDataModule):
+class VariantDataModule(SplitLoaders, L.LightningDataModule):
     """Labelled variants for a supervised variant-effect head."""
 
     def __init__(
@@ -170,15 +178,6 @@ class VariantDataModule(L.LightningDataModule):
     def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
         return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=self.collate,
                           num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test")
 
     def summary(self) -> str:
         return "variants: " + ", ".join(f"{s} {len(self.splits[s])} ({sum(self.splits[s].targets)} positive)"
