@@ -77,11 +77,10 @@ class Evaluation:
     """Labels of the scored ALTs (a TSV, or an INFO field: a Flag, or 0/1) and the Markov baseline's LLR beside
     every model score."""
 
-    def __init__(self, scorer: VariantScorer, genome, vcf_path: str, labels_tsv: str | None, label_info: str | None,
-                 markov_max_order: int, progress: bool) -> None:
+    def __init__(self, scorer: VariantScorer, genome, vcf_path: str, spans: dict[str, tuple[int, int]],
+                 labels_tsv: str | None, label_info: str | None, markov_max_order: int, progress: bool) -> None:
         self.scorer, self.genome, self.label_info, self.vcf_path = scorer, genome, label_info, vcf_path
         self.labels = read_label_tsv(labels_tsv) if labels_tsv else None
-        spans = variant_spans(vcf_path, ContigMatcher(vcf_path, genome.names))
         training = markov_training_part(genome, spans, scorer.options.window)
         if progress:
             print(f"Markov baseline: counting orders 0..{markov_max_order} on {sum(iv.length for iv in training):,} "
@@ -108,21 +107,16 @@ class Evaluation:
                 self.results.add(label, {s: values[s][a] for s in values})
 
 
-def record_contigs(vcf_path: str, match: ContigMatcher, genome) -> dict[str, int]:
-    """Each contig name the records use (as written in the VCF) -> its FASTA length (one cheap pass)."""
-    names: dict[str, int] = {}
-    for record, variant in read_variants(open_vcf(vcf_path), vcf_path, match):
-        names.setdefault(record.chrom, genome.chromosome(variant.chrom).length)
-    return names
-
-
-def variant_spans(vcf_path: str, match: ContigMatcher) -> dict[str, tuple[int, int]]:
-    """FASTA contig -> (first variant start, last variant end) over the VCF (one cheap pass)."""
+def scan_vcf(vcf_path: str, match: ContigMatcher, genome) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """One cheap pass before scoring: each contig name the records use (as written) -> its FASTA length, and each
+    FASTA contig -> (first variant start, last variant end)."""
+    contigs: dict[str, int] = {}
     spans: dict[str, tuple[int, int]] = {}
-    for _, v in read_variants(open_vcf(vcf_path), vcf_path, match):
+    for record, v in read_variants(open_vcf(vcf_path), vcf_path, match):
+        contigs.setdefault(record.chrom, genome.chromosome(v.chrom).length)
         a, b = spans.get(v.chrom, (v.start, v.start + len(v.ref)))
         spans[v.chrom] = (min(a, v.start), max(b, v.start + len(v.ref)))
-    return spans
+    return contigs, spans
 
 
 def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: ScoreOptions, tsv: str | None = None,
@@ -133,9 +127,10 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
     runner = InferenceModel.load(model, device, precision, batch_size)
     genome = prepare(fasta, cache_dir, progress=progress)
     scorer = VariantScorer(runner, genome, options)
-    evaluation = Evaluation(scorer, genome, vcf_path, labels_tsv, label_info, markov_max_order, progress) \
+    match = ContigMatcher(vcf_path, genome.names)  # one matcher: a chr-prefix note is said once
+    contigs, spans = scan_vcf(vcf_path, match, genome)
+    evaluation = Evaluation(scorer, genome, vcf_path, spans, labels_tsv, label_info, markov_max_order, progress) \
         if labels_tsv or label_info else None
-    contigs = record_contigs(vcf_path, ContigMatcher(vcf_path, genome.names), genome)
     vcf = open_vcf(vcf_path)
     for name, length in contigs.items():  # declared before any record is read, or htslib cannot translate it
         if name not in vcf.header.contigs:
@@ -154,7 +149,6 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
             if table:
                 names = scorer.scores + (("markov_llr",) if evaluation else ())
                 table.writerow(["chrom", "pos", "id", "ref", "alt", *(INFO[s][0] for s in names), "flag"])
-            match = ContigMatcher(vcf_path, genome.names)
             bar = tqdm(desc="scoring variants", unit=" variants", disable=not progress)
             chunk: list = []
             for pair in read_variants(vcf, vcf_path, match):
