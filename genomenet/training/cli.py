@@ -106,6 +106,10 @@ class GenomeCLI(LightningCLI):
         ckpt = self.trainer.checkpoint_callback
         return Path(ckpt.dirpath).parent if ckpt and ckpt.dirpath else Path(self.trainer.default_root_dir)
 
+    def export_dir(self, cfg: ReportConfig) -> Path:
+        """Where a classifier is exported: report.export_dir, else model/ in the run's folder."""
+        return Path(cfg.export_dir) if cfg.export_dir else self.run_dir() / "model"
+
     def before_fit(self) -> None:
         if hasattr(self.datamodule, "write_split") and self.trainer.is_global_zero:
             print(f"split: {self.datamodule.write_split(self.run_dir())}", flush=True)
@@ -129,8 +133,7 @@ class GenomeCLI(LightningCLI):
             self.region_report(cfg, export)
             return
         if isinstance(self.model, VariantEffectClassifier):
-            out_dir = Path(cfg.export_dir) if cfg.export_dir else self.run_dir() / "model"
-            result = variant_report(self.model, self.datamodule, out_dir, export=export)
+            result = variant_report(self.model, self.datamodule, self.export_dir(cfg), export=export)
             print(variant_final_lines(result), flush=True)
             return
         if self.model.sequence_parallel_size > 1:
@@ -148,8 +151,7 @@ class GenomeCLI(LightningCLI):
             state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
             self.model.load_state_dict(state)
             print(f"reporting the best checkpoint by {ckpt.monitor}: {ckpt.best_model_path}", flush=True)
-        out_dir = Path(cfg.export_dir) if cfg.export_dir else self.run_dir() / "model"
-        report = region_report(self.model, self.datamodule, cfg.kmer_sizes, out_dir, export=export,
+        report = region_report(self.model, self.datamodule, cfg.kmer_sizes, self.export_dir(cfg), export=export,
                                batch_size=self.datamodule.batch_size, probe_max_bases=cfg.probe_max_bases)
         write_report_json(report, self.run_dir() / "held_out_report.json")
         print(region_final_lines(report), flush=True)
