@@ -88,6 +88,9 @@ class InferenceModel:
         chosen = pick_device(device)
         dtype = autocast_dtype(chosen, precision)
         model = load_pretrained(path).to(chosen)
+        if model.info.alphabet != "dna":
+            raise ConfigError(f"--model {path}: a model of {model.info.alphabet}, not of DNA; genome commands need a "
+                              "genome model")
         return cls(model, make_tokenizer(model.info.kmer_size), chosen, dtype, batch_size)
 
     @property

@@ -12,6 +12,7 @@ from torch.utils.checkpoint import checkpoint
 from genomenet.attention.module import DilatedMultiheadAttention
 from genomenet.errors import ConfigError
 from genomenet.model.dense import DenseMultiheadAttention
+from genomenet.model.local import LocalMultiheadAttention
 
 
 @dataclass
@@ -32,12 +33,16 @@ class LongNetConfig:
     """Feed-forward type."""
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     """Normalisation before each sub-layer and at the end."""
-    attention: Literal["dilated", "dense"] = "dilated"
-    """Dilated attention (LongNet) or dense softmax attention over the whole sequence."""
+    attention: Literal["dilated", "dense", "local"] = "dilated"
+    """Dilated attention (LongNet), dense softmax attention over the whole sequence, or sliding-window local
+    attention over `local_window` keys (the fixed sparse baseline)."""
     segment_lengths: list[int] = field(default_factory=lambda: [256, 512, 1024])
     """Dilated attention: segment length w of each branch (one branch per (w, r) pair)."""
     dilation_rates: list[int] = field(default_factory=lambda: [1, 2, 4])
     """Dilated attention: keep every r-th position of a segment; head h starts at offset h % r."""
+    local_window: int | None = None
+    """Local attention: keys each query sees (itself and the ones before it when causal); default the shortest
+    segment length."""
     rotary_base: float = 10000.0
     """Base of the rotary position encoding."""
     dropout: float = 0.0
@@ -74,6 +79,8 @@ def check_config(cfg: LongNetConfig) -> None:
             raise ConfigError(f"model {name}={getattr(cfg, name)} must be a positive integer")
     if cfg.d_model % cfg.n_heads or (cfg.d_model // cfg.n_heads) % 2:
         raise ConfigError(f"model d_model={cfg.d_model} must split into n_heads={cfg.n_heads} heads of even width")
+    if cfg.local_window is not None and cfg.local_window < 1:
+        raise ConfigError(f"model local_window={cfg.local_window} must be a positive integer")
     if cfg.vocab_size is not None and cfg.vocab_size < 2:
         raise ConfigError(f"model vocab_size={cfg.vocab_size} must be at least 2")
 
@@ -83,9 +90,12 @@ def norm_layer(cfg: LongNetConfig) -> nn.Module:
 
 
 def attention_layer(cfg: LongNetConfig, causal: bool) -> nn.Module:
-    """The attention of one block: dilated (from genomenet.attention) or dense, with the same forward signature."""
+    """The attention of one block: dilated (from genomenet.attention), dense or local, with one forward signature."""
     if cfg.attention == "dense":
         return DenseMultiheadAttention(cfg.d_model, cfg.n_heads, causal, cfg.bias, cfg.rotary_base)
+    if cfg.attention == "local":
+        window = cfg.local_window or min(cfg.segment_lengths)
+        return LocalMultiheadAttention(cfg.d_model, cfg.n_heads, window, causal, cfg.bias, cfg.rotary_base)
     return DilatedMultiheadAttention(
         cfg.d_model,
         cfg.n_heads,

@@ -34,6 +34,8 @@ class PretrainedInfo:
     kmer_size: int = 1
     context_length: int | None = None
     """Bases per training window: the window inference tiles a genome into by default (None: not recorded)."""
+    alphabet: str = "dna"
+    """What the token ids stand for: "dna" (k-mers of bases) or "bytes" (a text model, `genomenet.text`)."""
 
     def to_dict(self) -> dict:
         return {
@@ -42,6 +44,7 @@ class PretrainedInfo:
             "objective": asdict(self.objective),
             "kmer_size": self.kmer_size,
             "context_length": self.context_length,
+            "alphabet": self.alphabet,
         }
 
     @classmethod
@@ -51,7 +54,15 @@ class PretrainedInfo:
             ObjectiveConfig(**d.get("objective", {})),
             d.get("kmer_size", 1),
             d.get("context_length"),
+            d.get("alphabet") or _alphabet_of(d),
         )
+
+
+def _alphabet_of(d: dict) -> str:
+    """A checkpoint's hyper-parameters do not name the alphabet: one token per unit with 262 ids is bytes (256 and
+    the specials); DNA with one base per token has 10."""
+    one_per_token = d.get("kmer_size", 1) == 1
+    return "bytes" if one_per_token and d["backbone"].get("vocab_size") == 262 else "dna"
 
 
 def export_model(model: LongNet, info: PretrainedInfo, out_dir: str | Path) -> Path:

@@ -21,6 +21,9 @@ from genomenet.downstream.regions import region_report, write_report_json
 from genomenet.downstream.variant_report import final_lines as variant_final_lines
 from genomenet.downstream.variant_report import variant_report
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
+from genomenet.text.module import TextLM
+from genomenet.text.report import final_lines as text_final_lines
+from genomenet.text.report import text_report
 from genomenet.training.callbacks import AtomicCheckpointIO, FinalModelCheckpoint, TokensPerSecond, WindowScoresWriter
 from genomenet.training.finetune import RegionClassifier
 from genomenet.training.module import GenomeLM
@@ -78,6 +81,8 @@ class GenomeCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if "fasta" not in config.data.init_args:
+            return
         fasta = Path(config.data.init_args.fasta)
         if not fasta.is_file():
             raise InputFileError(f"data.fasta: {fasta}: no such file")
@@ -131,6 +136,10 @@ class GenomeCLI(LightningCLI):
             return
         if isinstance(self.model, RegionClassifier):
             self.region_report(cfg, export)
+            return
+        if isinstance(self.model, TextLM):
+            result = text_report(self.model, self.datamodule, cfg, self.export_dir(cfg), self.run_dir(), export)
+            print(text_final_lines(result), flush=True)
             return
         if isinstance(self.model, VariantEffectClassifier):
             result = variant_report(self.model, self.datamodule, self.export_dir(cfg), export=export)

@@ -51,12 +51,15 @@ class OptimizerConfig:
             raise ConfigError(f"model optimizer.decay_steps={self.decay_steps} must be >= 1")
 
 
-def load_initial_weights(model: LongNet, path: str, kmer_size: int) -> None:
+def load_initial_weights(model: LongNet, path: str, kmer_size: int, alphabet: str = "dna") -> None:
     """Copy a trained backbone's weights into `model`; a one-line ConfigError when they cannot fit it."""
     try:
         trained = load_pretrained(path)
     except InputFileError as err:
         raise ConfigError(f"model init_weights: {err}") from None
+    if trained.info.alphabet != alphabet:
+        raise ConfigError(f"model init_weights: {path} is a model of {trained.info.alphabet}, this one reads "
+                          f"{alphabet}")
     if trained.info.kmer_size != kmer_size:
         raise ConfigError(f"model init_weights: {path} was trained on {trained.info.kmer_size}-mer tokens, "
                           f"this model reads {kmer_size}-mers")
@@ -101,13 +104,13 @@ class GenomeLM(L.LightningModule):
             raise ConfigError(f"model sequence_parallel_size={sequence_parallel_size} must be >= 1")
         self.sequence_parallel_size = sequence_parallel_size
         self.sequence_group = None  # set by SequenceParallelStrategy: this rank then holds one chunk of each window
-        self.tokenizer = make_tokenizer(kmer_size)
+        self.tokenizer = self.make_tokenizer(kmer_size)
         backbone = resolve_vocab(backbone, self.tokenizer.vocab_size)
-        self.info = PretrainedInfo(backbone, objective, kmer_size, context_length)
+        self.info = PretrainedInfo(backbone, objective, kmer_size, context_length, self.alphabet)
         self.optim = optimizer
         self.model = LongNet(backbone, causal=objective.kind == "causal")
         if init_weights is not None:
-            load_initial_weights(self.model, init_weights, kmer_size)
+            load_initial_weights(self.model, init_weights, kmer_size, self.alphabet)
         # the init arguments as plain data: checkpoints load with weights_only=True, and LightningCLI can re-parse them
         self.save_hyperparameters(
             {"backbone": asdict(backbone), "objective": asdict(objective), "optimizer": asdict(optimizer),
@@ -115,6 +118,13 @@ class GenomeLM(L.LightningModule):
              "context_length": context_length}
         )
         self.val_nll, self.val_count = SumMetric(), SumMetric()
+
+    alphabet = "dna"
+    """What the token ids stand for (recorded in exported models): DNA k-mers here, bytes in `TextLM`."""
+
+    @staticmethod
+    def make_tokenizer(kmer_size: int):
+        return make_tokenizer(kmer_size)
 
     @property
     def bases_per_token(self) -> int:

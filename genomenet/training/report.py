@@ -55,7 +55,8 @@ class ReportConfig:
     probe_max_bases: int | None = None
     """Region fine-tuning: the linear probe fits on a seeded subset of at most this many training bases (windows x
     window length); None: every training window. Keeps the probe's embedding pass affordable at long windows."""
-    """Region fine-tuning: report and export the best checkpoint by checkpoint.monitor, when one is monitored."""
+    length_multiples: list[int] = field(default_factory=lambda: [1, 4, 16])
+    """Text models: held-out bits per byte with evaluation windows of these multiples of data.context_length."""
 
 
 @dataclass

@@ -1,0 +1,82 @@
+"""Sliding-window (local) multi-head attention with the forward signature of `DilatedMultiheadAttention`.
+
+The fixed sparse baseline of the `attention: local` switch: each query attends to the `window` nearest keys (causal:
+itself and the `window - 1` before it; bidirectional: up to `window // 2` on each side), as in Longformer's and
+Mistral's local attention. Computed block by block (queries in blocks of `window`, keys from the neighbouring
+blocks), so time and memory are linear in the sequence length and any length runs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genomenet.attention.module import RotaryEmbedding
+
+
+def local_key_mask(window: int, causal: bool, device: torch.device) -> Tensor:
+    """(window, 3 * window) bool, True = query a of a block may see key c of (previous, own, next) block."""
+    query = torch.arange(window, device=device)[:, None] + window   # positions within the three blocks
+    key = torch.arange(3 * window, device=device)[None, :]
+    if causal:
+        return (key <= query) & (query - key < window)
+    return (key - query).abs() <= window // 2
+
+
+class LocalMultiheadAttention(nn.Module):
+    """Exact sliding-window attention over ``(batch, seq, embed_dim)``, rotary positions applied to q and k."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        window: int,
+        causal: bool = True,
+        bias: bool = False,
+        rotary_base: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+        if window < 1:
+            raise ValueError(f"local attention window must be >= 1, got {window}")
+        self.num_heads, self.window, self.causal = num_heads, window, causal
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
+        self.out = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.rotary = RotaryEmbedding(embed_dim // num_heads, rotary_base)
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None) -> Tensor:
+        b, n, e = x.shape
+        if positions is None:
+            positions = torch.arange(n, device=x.device)
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, e // self.num_heads).unbind(2)  # (b, n, h, d) each
+        q, k = self.rotary(q, positions), self.rotary(k, positions)
+        y = local_attention(q, k, v, self.window, self.causal, key_padding_mask)
+        return self.out(y.reshape(b, n, e))
+
+
+def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int, causal: bool,
+                    key_padding_mask: Tensor | None = None) -> Tensor:
+    """``(b, n, h, d)`` -> ``(b, n, h, d)``: softmax over each query's window of keys."""
+    b, n, h, d = q.shape
+    w = window
+    blocks = -(-n // w)
+    pad = blocks * w - n
+    valid = torch.ones(b, n, dtype=torch.bool, device=q.device)
+    if key_padding_mask is not None:
+        valid = ~key_padding_mask
+    # one padding block before and after the sequence, so block j's keys are blocks j-1, j, j+1 of the padded one
+    q, k, v = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (q, k, v))
+    k, v = (F.pad(t, (0, 0, 0, 0, w, w)) for t in (k, v))
+    valid = F.pad(valid, (w, w + pad), value=False)
+    q_blocks = q.view(b, blocks, w, h, d)
+    k_blocks = k.unfold(1, 3 * w, w).permute(0, 1, 4, 2, 3)       # (b, blocks, 3w, h, d)
+    v_blocks = v.unfold(1, 3 * w, w).permute(0, 1, 4, 2, 3)
+    key_ok = valid.unfold(1, 3 * w, w)                              # (b, blocks, 3w)
+    allowed = local_key_mask(w, causal, q.device)[None, None] & key_ok[:, :, None, :]   # (b, blocks, w, 3w)
+    itself = torch.arange(3 * w, device=q.device)[None, :] == torch.arange(w, device=q.device)[:, None] + w
+    allowed = allowed | itself   # a padded query still sees itself, so its (ignored) output is finite
+    q_blocks, k_blocks, v_blocks = (t.permute(0, 1, 3, 2, 4) for t in (q_blocks, k_blocks, v_blocks))  # (b, B, h, ., d)
+    y = F.scaled_dot_product_attention(q_blocks, k_blocks, v_blocks, attn_mask=allowed[:, :, None])
+    return y.permute(0, 1, 3, 2, 4).reshape(b, blocks * w, h, d)[:, :n]

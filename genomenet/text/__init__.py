@@ -1,0 +1,1 @@
+"""Byte-level text language modelling through the same backbone and CLI: the LongNet paper's validation setting."""
