@@ -71,3 +71,38 @@ def test_invalid_layer_arguments_raise_value_error():
         DilatedMultiheadAttention(30, 4, (16,), (1,))
     with pytest.raises(ValueError, match="one dilation rate per segment"):
         DilatedMultiheadAttention(32, 4, (16, 32), (1,))
+
+
+def float64_rotary(x, positions, base=10000.0):
+    """Rotary written from RoFormer in float64: pair (i, i + d/2) turns by position * base^(-2i/d)."""
+    d = x.shape[-1]
+    freq = torch.tensor([base ** (-2 * i / d) for i in range(d // 2)], dtype=torch.float64)
+    angles = positions.double()[:, None] * freq                          # (n, d/2)
+    cos, sin = angles.cos()[None, :, None], angles.sin()[None, :, None]
+    x1, x2 = x.double()[..., : d // 2], x.double()[..., d // 2 :]
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+def test_rotary_angles_stay_exact_at_chromosome_scale_positions():
+    """At position 3e6 a float32 angle is off by up to 0.1 radian; computed in float64 the float32 rotation is exact
+    to float32 rounding, and so attention still depends only on relative positions."""
+    gen = torch.Generator().manual_seed(0)
+    n, shift = 256, 3_000_000
+    x = torch.randn(2, n, 4, 16, generator=gen)
+    positions = torch.arange(n) + shift
+    rotated = RotaryEmbedding(16)(x, positions)
+    assert rotated.dtype == torch.float32
+    torch.testing.assert_close(rotated.double(), float64_rotary(x, positions), rtol=0, atol=1e-5)
+    torch.manual_seed(0)
+    for causal in (False, True):
+        layer = DilatedMultiheadAttention(64, 4, (64, 128, 256), (1, 2, 4), causal=causal)
+        x = torch.randn(2, n, 64, generator=gen)
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x, positions=positions), layer(x), rtol=0, atol=1e-5)
+
+
+def test_rotary_frequencies_survive_casting_the_layer_to_bfloat16():
+    rotary = RotaryEmbedding(16).to(torch.bfloat16)
+    x = torch.randn(1, 64, 2, 16, dtype=torch.bfloat16)
+    positions = torch.arange(64) + 100_000
+    torch.testing.assert_close(rotary(x, positions).double(), float64_rotary(x, positions), rtol=1e-2, atol=1e-2)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from genomenet.cli import main
+from genomenet.data.datamodule import GenomeDataModule
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
@@ -72,3 +75,45 @@ def test_the_installed_command_reports_a_config_error_without_a_traceback() -> N
         "genomenet: error: model segment_lengths has 2 entries but dilation_rates has 1: "
         "give one dilation rate per segment length"
     ]
+
+
+def not_a_checkpoint(tmp_path: Path, kind: str) -> Path:
+    """A file that torch.load refuses: random bytes, text, or a zip archive that is no PyTorch file."""
+    path = tmp_path / f"{kind}.ckpt"
+    if kind == "random_bytes":
+        path.write_bytes(random.Random(0).randbytes(4096))
+    elif kind == "text":
+        path.write_text(">chr1\nACGTACGT\n")
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", "not a tensor in sight")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["random_bytes", "text", "zip"])
+def test_export_of_a_file_that_is_no_checkpoint_is_one_line(capfd: pytest.CaptureFixture, tmp_path: Path,
+                                                              kind: str) -> None:
+    path = not_a_checkpoint(tmp_path, kind)
+    line = one_error_line(capfd, ["export", str(path), str(tmp_path / "out")])
+    assert line.startswith(f"genomenet: error: {path}: not a genomenet checkpoint or exported model directory (")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["random_bytes", "missing"])
+def test_fit_with_a_ckpt_path_that_is_no_checkpoint_is_one_line(capfd: pytest.CaptureFixture, tmp_path: Path,
+                                                                kind: str) -> None:
+    path = tmp_path / "missing.ckpt" if kind == "missing" else not_a_checkpoint(tmp_path, kind)
+    line = one_error_line(capfd, ["fit", "--config", QUICKSTART, "--ckpt_path", str(path), "--trainer.max_steps", "1",
+                                  "--trainer.logger", "false", "--checkpoint.dirpath", str(tmp_path / "checkpoints")])
+    assert str(path) in line
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_overlapping_kmers_are_refused_for_language_model_training(capfd: pytest.CaptureFixture,
+                                                                   tmp_path: Path) -> None:
+    """With stride < k a causal model would see part of each target in its input; refused before any training."""
+    line = one_error_line(capfd, ["fit", "--config", QUICKSTART, "--data.tokenizer", "kmer", "--data.kmer_size", "3",
+                                  "--data.kmer_stride", "1", "--checkpoint.dirpath", str(tmp_path / "checkpoints")])
+    assert "data.kmer_stride=1 < kmer_size=3 (overlapping k-mers) is not supported" in line
+    assert not (tmp_path / "checkpoints").exists()
+    assert GenomeDataModule("genome.fa", tokenizer="kmer", kmer_size=3, kmer_stride=3).tokenizer.stride == 3

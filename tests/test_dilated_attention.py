@@ -163,3 +163,27 @@ def test_a_kernel_that_disagrees_with_the_reference_is_skipped(monkeypatch):
     with pytest.warns(UserWarning, match="wrong disagrees"):
         chosen = backends.select_backend(torch.device("cpu"), torch.float32, has_mask=False)
     assert chosen.name == "right"
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+def test_bfloat16_branch_merge_accumulates_in_float32(causal):
+    """The paper's five branches (scaled: w = 64..1024, r = 1..16) in bfloat16: merged in float32, the output and
+    gradients sit close to the float64 reference rounded to bfloat16; a bfloat16 running output (one rounding per merge)
+    or bfloat16 gradient sums land about 1.5x further off on the rows all five branches keep (four merges each)."""
+    n, heads, dim, segments, dilations = 1024, 8, 32, (64, 128, 256, 512, 1024), (1, 2, 4, 8, 16)
+    gen = torch.Generator().manual_seed(0)
+    q, k, v, grad = (torch.randn(1, n, heads, dim, generator=gen).bfloat16() for _ in range(4))
+    q, k, v = (x.requires_grad_() for x in (q, k, v))
+    got = outputs_and_grads(lambda q, k, v: dilated_attention(q, k, v, segments, dilations, causal), q, k, v, grad)
+    q64, k64, v64 = (x.detach().double().requires_grad_() for x in (q, k, v))
+    want = outputs_and_grads(lambda q, k, v: dense_dilated_attention(q, k, v, segments, dilations, causal),
+                             q64, k64, v64, grad.double())
+    pos = torch.arange(n)
+    every_branch = torch.stack([torch.stack([pos % w % r == h % r for w, r in zip(segments, dilations)]).all(0)
+                                for h in range(heads)], dim=-1)                        # (n, heads)
+    assert got[0].dtype == torch.bfloat16
+    for name, g, w, limit in zip(("out", "dq", "dk", "dv"), got, want, (1.6, 2.05, 2.05, 2.05)):
+        err = (g.double() - w)[:, every_branch].pow(2).mean().sqrt().item()
+        floor = (w.bfloat16().double() - w)[:, every_branch].pow(2).mean().sqrt().item()  # rounding the exact answer
+        assert err <= limit * floor, f"{name}: rms error {err:.3g} is {err / floor:.2f}x bfloat16 rounding"
+        assert (g.double() - w).abs().max() <= 1e-2 * w.abs().max(), f"{name}: max error off in some row"

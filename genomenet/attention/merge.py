@@ -29,7 +29,7 @@ def merge_pair(acc_out: Tensor, acc_lse: Tensor, new_out: Tensor, new_lse: Tenso
     """``acc <- softmax-denominator-weighted mean of acc and new`` in place (LongNet eq. 10, two at a time)."""
     merged = torch.logaddexp(acc_lse, new_lse)
     weight = torch.exp(new_lse - merged.clamp_min(-1e30))   # 0 where neither has a key
-    acc_out.lerp_(new_out, weight.unsqueeze(-1).to(acc_out.dtype))
+    acc_out.lerp_(new_out.to(acc_out.dtype), weight.unsqueeze(-1).to(acc_out.dtype))
     acc_lse.copy_(merged)
 
 
@@ -63,15 +63,20 @@ def branch_forward(q, k, v, branch: Branch, causal: bool, key_padding_mask, back
 
 
 def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_mask, backend):
-    """Merged ``out (b, n, h, d)`` and ``lse (b, n, h)`` over all branches; rows no branch keeps: 0 and -inf."""
+    """Merged ``out (b, n, h, d)`` in q's dtype and ``lse (b, n, h)`` in ``compute_dtype``; rows no branch keeps:
+    0 and -inf.
+
+    The running output and log-sum-exp stay in ``compute_dtype`` (float32 for half inputs) while the branches are
+    folded in; only the final output is rounded to q's dtype (no copy at all when q is float32 or float64).
+    """
     out = lse = None
     workspace = sparsify.Workspace()
     for branch in branches:
         out_b, lse_b = branch_forward(q, k, v, branch, causal, key_padding_mask, backend, workspace)
         if out is None and branch.dilation == 1 and not branch.ragged:
-            b, n, h, d = q.shape    # the first plain branch *is* the running result: no copy, no merge
-            out = out_b.transpose(1, 2).reshape(b, n, h, d).contiguous()  # a view unless the kernel chose bhld
-            lse = lse_b.transpose(1, 2).reshape(b, n, h).contiguous()
+            b, n, h, d = q.shape    # the first plain branch *is* the running result: no merge
+            out = _running(out_b.transpose(1, 2).reshape(b, n, h, d), q.dtype)  # a view unless the kernel chose bhld
+            lse = _running(lse_b.transpose(1, 2).reshape(b, n, h), q.dtype)
             continue
         if out is None:
             out, lse = _empty_result(q)
@@ -79,18 +84,30 @@ def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_m
         merge_into(out_p, lse_p, out_b, lse_b, branch)
         if branch.ragged:
             out, lse = sparsify.unpad(out_p, branch), sparsify.unpad(lse_p, branch)
-    return (out, lse) if out is not None else _empty_result(q)
+    out, lse = (out, lse) if out is not None else _empty_result(q)
+    return out.to(q.dtype), lse
+
+
+def _running(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x`` as a contiguous ``compute_dtype(dtype)`` accumulator: ``x`` itself when it already is one."""
+    # .to returns x as it is when the dtype matches (whatever its strides), hence .contiguous()
+    return x.to(compute_dtype(dtype), memory_format=torch.contiguous_format).contiguous()
 
 
 def _empty_result(q: Tensor) -> tuple[Tensor, Tensor]:
-    """What no branch has reached yet: output 0, log-sum-exp -inf."""
+    """What no branch has reached yet: output 0, log-sum-exp -inf (both in ``compute_dtype``)."""
     lse = torch.full(q.shape[:3], -math.inf, dtype=compute_dtype(q.dtype), device=q.device)
-    return torch.zeros_like(q), lse
+    return torch.zeros_like(q, dtype=lse.dtype), lse
 
 
 def dilated_backward(grad_out, q, k, v, out, lse, branches, causal, key_padding_mask, backend):
-    """Exact ``dq, dk, dv``: each branch's fused backward run with the merged ``out`` and ``lse``."""
+    """Exact ``dq, dk, dv``: each branch's fused backward run with the merged ``out`` and ``lse``.
+
+    ``out`` is the output as returned (q's dtype, what the fused kernels take); the per-branch gradients are summed in
+    ``compute_dtype`` and rounded to q's dtype once at the end.
+    """
     grads = None
+    acc_dtype = compute_dtype(q.dtype)
     # rows without any key have lse = -inf; +inf makes their probabilities 0 instead of inf * 0
     lse = lse.masked_fill(lse == -math.inf, math.inf)
     workspace = sparsify.Workspace()
@@ -100,19 +117,21 @@ def dilated_backward(grad_out, q, k, v, out, lse, branches, causal, key_padding_
                   for x, name in zip((grad_out, q, k, v, out, lse), ("grad_out", "q", "k", "v", "out", "lse"))]
         block_grads = backend.backward(*blocks, causal, mask)
         if grads is None and branch.dilation == 1 and not branch.ragged:
-            grads = [g.transpose(1, 2).reshape(q.shape).contiguous() for g in block_grads]
+            grads = [_running(g.transpose(1, 2).reshape(q.shape), q.dtype) for g in block_grads]
             continue
         if not branch.ragged:
-            grads = grads or [torch.zeros_like(x) for x in (q, k, v)]
+            grads = grads or [torch.zeros_like(x, dtype=acc_dtype) for x in (q, k, v)]
             for acc, block_grad in zip(grads, block_grads):
                 add_into(acc, block_grad, branch)
             continue
-        padded = [q.new_zeros((q.shape[0], branch.padded_len, *q.shape[2:])) for _ in range(3)]
+        padded = [q.new_zeros((q.shape[0], branch.padded_len, *q.shape[2:]), dtype=acc_dtype) for _ in range(3)]
         for acc, block_grad in zip(padded, block_grads):
             add_into(acc, block_grad, branch)
         unpadded = [sparsify.unpad(p, branch) for p in padded]
         grads = unpadded if grads is None else [g.add_(u) for g, u in zip(grads, unpadded)]
-    return tuple(grads) if grads is not None else tuple(torch.zeros_like(x) for x in (q, k, v))
+    if grads is None:
+        return tuple(torch.zeros_like(x) for x in (q, k, v))
+    return tuple(g.to(x.dtype) for g, x in zip(grads, (q, k, v)))
 
 
 def _backward_blocks(x: Tensor, name: str, branch: Branch, workspace: sparsify.Workspace) -> Tensor:

@@ -15,22 +15,28 @@ class RotaryEmbedding(nn.Module):
 
     Applied to q and k *before* sparsification, so a pair's score depends only on its distance in the genome,
     whichever branch or sequence-parallel rank brings the two together.
+
+    Angles ``position * frequency`` are computed in float64: float32 keeps 24 bits, so at a global position of
+    3 million an angle would be off by up to 0.1 radian (a chromosome-scale window loses its relative positions).
+    The frequencies are not a buffer, so casting the module (``.half()``, ``.to(torch.bfloat16)``) cannot round them.
     """
 
     def __init__(self, head_dim: int, base: float = 10000.0) -> None:
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"rotary encoding needs an even head_dim, got {head_dim}")
-        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.head_dim, self.base = head_dim, base
 
     def forward(self, x: Tensor, positions: Tensor) -> Tensor:
-        """Rotate ``x (b, n, h, d)`` by ``positions`` ``(n,)`` or ``(b, n)``."""
-        angles = positions.to(torch.float32).unsqueeze(-1) * self.inv_freq    # (..., n, d/2)
+        """Rotate ``x (b, n, h, d)`` by ``positions`` ``(n,)`` or ``(b, n)``; float32 math (float64 for float64 x)."""
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        inv_freq = self.base ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float64, device=x.device)
+                                 / self.head_dim)                                 # (d/2,)
+        angles = positions.to(device=x.device, dtype=torch.float64).unsqueeze(-1) * inv_freq   # (..., n, d/2)
         if angles.dim() == 2:
             angles = angles.unsqueeze(0)
-        cos, sin = angles.cos().unsqueeze(-2), angles.sin().unsqueeze(-2)    # (b or 1, n, 1, d/2)
-        x1, x2 = x.float().chunk(2, dim=-1)
+        cos, sin = (f(angles).to(dtype).unsqueeze(-2) for f in (torch.cos, torch.sin))  # (b or 1, n, 1, d/2)
+        x1, x2 = x.to(dtype).chunk(2, dim=-1)
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
 
 

@@ -67,7 +67,8 @@ class GenomeDataModule(L.LightningDataModule):
             batch_size: windows per batch, per data-parallel rank.
             tokenizer: "nucleotide" (one token per base) or "kmer" (`kmer_size` bases per token).
             kmer_size: k for the k-mer tokenizer; 1 is the nucleotide tokenizer.
-            kmer_stride: bases between k-mer starts; default k (non-overlapping).
+            kmer_stride: bases between k-mer starts; must be k (the default): overlapping k-mers would put part
+                of each target in the model's input, and bits per base would be counted per token.
             train_chromosomes: records to train on; default every record not in val/test_chromosomes.
             val_chromosomes: whole records held out for validation.
             test_chromosomes: whole records held out for testing.
@@ -211,6 +212,13 @@ def _tokenizer(name: str, kmer_size: int, stride: int | None) -> KmerTokenizer:
         raise ConfigError(f"tokenizer must be 'nucleotide' or 'kmer', got {name!r}")
     if name == "nucleotide" and kmer_size != 1:
         raise ConfigError(f"tokenizer 'nucleotide' takes kmer_size 1, got {kmer_size}; use tokenizer: kmer")
+    if stride is not None and 1 <= stride < kmer_size:
+        raise ConfigError(
+            f"data.kmer_stride={stride} < kmer_size={kmer_size} (overlapping k-mers) is not supported for "
+            "language-model training: each token would share bases with its neighbours, so the model would see part "
+            "of every target in its input and bits per base would be off by the overlap; leave data.kmer_stride "
+            f"unset (non-overlapping, stride {kmer_size})"
+        )
     try:
         return make_tokenizer(kmer_size, stride)
     except ValueError as err:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -105,17 +107,65 @@ def _load_exported(path: Path, map_location: str | torch.device) -> tuple[LongNe
     except (ValueError, KeyError, TypeError) as err:
         raise InputFileError(f"{path / CONFIG}: not a genomenet model config ({err})") from None
     model = LongNet(info.backbone, causal=info.objective.kind == "causal")
-    load_model(model, str(path / WEIGHTS), device=str(map_location))
+    try:
+        load_model(model, str(path / WEIGHTS), device=str(map_location))
+    except Exception as err:  # not safetensors, or weights of another shape than config.json says
+        raise InputFileError(f"{path / WEIGHTS}: not the weights of {path / CONFIG} ({_first_line(err)})") from None
     return model, info
 
 
 def _load_checkpoint(path: Path, map_location: str | torch.device) -> tuple[LongNet, PretrainedInfo]:
+    ckpt = read_checkpoint(path, map_location)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
         info = PretrainedInfo.from_dict(ckpt["hyper_parameters"])
-    except Exception as err:  # a truncated file, a foreign checkpoint, or one that needs unpickling
-        raise InputFileError(f"{path}: not a genomenet checkpoint ({type(err).__name__}: {err})") from None
+    except (KeyError, TypeError, ValueError) as err:
+        what = f"no {err.args[0]!r} entry" if isinstance(err, KeyError) else _first_line(err)
+        raise not_a_model(path, f"its hyper_parameters describe no genomenet model: {what}") from None
     model = LongNet(info.backbone, causal=info.objective.kind == "causal")
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise not_a_model(path, f"its weights do not fit its hyper_parameters: {_first_line(err)}") from None
     return model, info
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict:
+    """A training checkpoint's dictionary (``torch.load(weights_only=True)``), or an ``InputFileError`` whose one
+    line names the file and says why not (random bytes, text, a zip that is not a PyTorch file, pickled objects).
+
+    ``mmap`` maps the tensors instead of reading them: a cheap check of a checkpoint that another loader reads next.
+    """
+    try:
+        mmap = mmap and zipfile.is_zipfile(path)   # torch maps only its zip format
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as err:  # noqa: BLE001 - torch raises anything from EOFError to RuntimeError here
+        raise not_a_model(path, _why_not_loadable(Path(path), err)) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise not_a_model(path, "a PyTorch file without the state_dict of a checkpoint")
+    return ckpt
+
+
+def not_a_model(path: str | Path, reason: str) -> InputFileError:
+    return InputFileError(f"{path}: not a genomenet checkpoint or exported model directory ({reason})")
+
+
+def _why_not_loadable(path: Path, err: Exception) -> str:
+    """A few words for why ``torch.load`` refused ``path`` (torch's own message runs over several lines)."""
+    unpickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if unpickled:
+        return f"it pickles {unpickled.group(1)}, which a weights-only load does not run"
+    if isinstance(err, OSError):
+        return err.strerror or _first_line(err)
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head:
+        return "an empty file"
+    if head == b"PK\x03\x04":
+        return "a zip archive that is not a readable PyTorch file"
+    return "not a PyTorch file"
+
+
+def _first_line(err: BaseException, limit: int = 160) -> str:
+    line = next((s.strip() for s in str(err).splitlines() if s.strip()), type(err).__name__)
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -21,6 +21,7 @@ from genomenet.downstream.regions import region_report, write_report_json
 from genomenet.downstream.variant_report import final_lines as variant_final_lines
 from genomenet.downstream.variant_report import variant_report
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
+from genomenet.model.pretrained import read_checkpoint
 from genomenet.text.module import TextLM
 from genomenet.text.report import final_lines as text_final_lines
 from genomenet.text.report import text_report
@@ -78,6 +79,11 @@ class GenomeCLI(LightningCLI):
                              "data": {"class_path": "genomenet.data.datamodule.GenomeDataModule"}})
         for name in ("kmer_size", "sequence_parallel_size", "context_length"):
             parser.link_arguments(f"data.init_args.{name}", f"model.init_args.{name}")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        if self.config.get("subcommand"):   # before LightningCLI reads the checkpoint's hyper-parameters
+            check_ckpt_path(self.config[self.config.subcommand].get("ckpt_path"))
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -164,6 +170,16 @@ class GenomeCLI(LightningCLI):
                                batch_size=self.datamodule.batch_size, probe_max_bases=cfg.probe_max_bases)
         write_report_json(report, self.run_dir() / "held_out_report.json")
         print(region_final_lines(report), flush=True)
+
+
+def check_ckpt_path(ckpt_path: str | None) -> None:
+    """Raise InputFileError (one line) for a ``--ckpt_path`` file that is missing or no checkpoint; Lightning's own
+    words for these are a multi-line unpickler message or ``None: None``. Its keywords and URLs pass unchecked."""
+    if not ckpt_path or ckpt_path in ("last", "best", "hpc") or ckpt_path.startswith("registry") or "://" in ckpt_path:
+        return
+    if not Path(ckpt_path).is_file():
+        raise InputFileError(f"ckpt_path: {ckpt_path}: no such checkpoint file")
+    read_checkpoint(ckpt_path, mmap=True)   # tensors mapped, not read: cheap for a large checkpoint
 
 
 def check_sequence_parallel_ranks(trainer_config: dict, size: int) -> None:
