@@ -1,0 +1,145 @@
+"""LongNet against dense and local (fixed sparse) attention on byte-level text, at equal parameters and tokens seen.
+
+Each model is trained by `genomenet fit --config configs/text_lm.yaml` (the user's command, nothing bespoke), with
+only the attention switched, for every seed; the table gives held-out bits per byte at evaluation windows of 1x, 4x
+and 16x the training length (mean over seeds, +- half the spread), beside gzip, bzip2 and xz on the same test bytes,
+and the plot draws one line per model.
+
+    python benchmarks/lm.py                                  # Wikipedia sample, 3 models x 2 seeds, CPU budget
+    python benchmarks/lm.py --corpus shakespeare --seeds 0   # Shakespeare + Canterbury texts
+    python benchmarks/lm.py --accelerator gpu --steps 3000 --context 2048 --jobs 3   # a longer run on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from genomenet.text.report import length_table, save_length_plot  # noqa: E402
+
+TEXT = REPO.parent / "shared" / "data" / "text"
+ATTENTIONS = ("dilated", "dense", "local")
+
+
+def corpus_file(name: str, out: Path, text: Path = TEXT) -> Path:
+    """The corpus as one file of bytes: the Wikipedia export unpacked, or the Shakespeare and Canterbury texts
+    concatenated (sorted by name, Shakespeare first)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if name == "wiki":
+        path = out / "enwiki_sample.xml"
+        if not path.exists():
+            path.write_bytes(bz2.open(text / "enwiki_sample.xml.bz2").read())
+        return path
+    path = out / "shakespeare_canterbury.txt"
+    if not path.exists():
+        files = sorted((text / "shakespeare").glob("*.txt")) + sorted((text / "canterbury").glob("*.txt"))
+        path.write_bytes(b"".join(f.read_bytes() for f in files))
+    return path
+
+
+def segments(context: int) -> list[int]:
+    """Three branches ending at the training length: w = context/4, context/2, context with r = 1, 2, 4."""
+    return [context // 4, context // 2, context]
+
+
+def fit(attention: str, seed: int, corpus: Path, run: Path, args: argparse.Namespace) -> dict:
+    """One `genomenet fit`; returns its held_out_report.json."""
+    report = run / "held_out_report.json"
+    if report.exists() and not args.rerun:
+        return json.loads(report.read_text())
+    w = segments(args.context)
+    command = [
+        sys.executable, "-m", "genomenet", "fit", "--config", str(REPO / "configs" / "text_lm.yaml"),
+        "--data.path", str(corpus), "--data.context_length", str(args.context),
+        "--data.batch_size", str(args.batch_size), "--data.seed", str(seed), "--seed_everything", str(seed),
+        "--model.backbone.attention", attention,
+        "--model.backbone.segment_lengths", str(w), "--model.backbone.dilation_rates", "[1, 2, 4]",
+        "--model.backbone.n_layers", str(args.layers), "--model.backbone.d_model", str(args.width),
+        "--trainer.accelerator", args.accelerator, "--trainer.max_steps", str(args.steps),
+        "--trainer.val_check_interval", str(max(1, args.steps // 3)), "--trainer.logger", "false",
+        "--trainer.enable_progress_bar", "false",
+        "--checkpoint.dirpath", str(run / "checkpoints"), "--report.export_dir", str(run / "model"),
+    ]
+    if args.precision:
+        command += ["--trainer.precision", args.precision]
+    run.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(run / "log.txt", "w") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if done.returncode != 0:
+        raise SystemExit(f"{attention} seed {seed} failed; see {run / 'log.txt'}")
+    result = json.loads(report.read_text())
+    result["seconds"] = time.perf_counter() - t0
+    report.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", choices=("wiki", "shakespeare"), default="wiki")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--attention", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS))
+    parser.add_argument("--steps", type=int, default=600, help="optimizer steps per model (default 600)")
+    parser.add_argument("--context", type=int, default=1024, help="training window in bytes (default 1024)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--precision", default=None, help="trainer precision (default: the config's 32-true)")
+    parser.add_argument("--jobs", type=int, default=1, help="models trained at once (a GPU takes several)")
+    parser.add_argument("--text-dir", type=Path, default=TEXT, help="where the corpora are (default "
+                        "../shared/data/text)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "benchmarks" / "lm")
+    parser.add_argument("--rerun", action="store_true", help="train again even where a report exists")
+    args = parser.parse_args()
+
+    out = args.out / f"{args.corpus}_{args.context}_{args.steps}steps"
+    corpus = corpus_file(args.corpus, args.out, args.text_dir)
+    jobs = [(a, s) for a in args.attention for s in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = dict(zip(jobs, pool.map(lambda j: fit(*j, corpus, out / f"{j[0]}_seed{j[1]}", args), jobs)))
+
+    rows, spread, curves, compressors = {}, {}, {}, {}
+    for attention in args.attention:
+        runs = [results[(attention, s)] for s in args.seeds]
+        for name in runs[0]["curves"]:
+            lengths = sorted(int(n) for n in runs[0]["curves"][name])
+            values = np.array([[r["curves"][name][str(n)] for n in lengths] for r in runs])
+            label = f"{name} [{attention}]" if name.startswith("LongNet, branches") else name
+            curves[label] = dict(zip(lengths, values.mean(0)))
+            rows[label] = (args.context, curves[label])
+            spread[label] = dict(zip(lengths, (values.max(0) - values.min(0)) / 2))
+        compressors = runs[0]["compressors"]
+    seconds = [r.get("seconds", float("nan")) for r in results.values()]
+    print(f"corpus {corpus.name}: {results[jobs[0]]['scored_bytes']:,} test bytes scored; {len(args.seeds)} seed(s) "
+          f"{args.seeds}; {args.steps} steps x {args.batch_size} windows x {args.context} bytes per model "
+          f"({args.steps * args.batch_size * args.context:,} bytes seen); {args.layers} layers, width {args.width}; "
+          f"{args.accelerator}; {np.nanmean(seconds) / 60:.1f} min per model")
+    print("held-out bits per byte (mean over seeds):")
+    print(length_table(rows, compressors))
+    print("half the spread between seeds:")
+    print(length_table({k: (args.context, v) for k, v in spread.items()}, {}))
+    plot = save_length_plot(curves, compressors, out / "bits_per_byte_by_length.png",
+                            title=f"{corpus.name}: bits per byte by evaluation length")
+    (out / "table.json").write_text(json.dumps({"curves": {k: {str(n): b for n, b in v.items()}
+                                                           for k, v in curves.items()},
+                                                "spread": {k: {str(n): b for n, b in v.items()}
+                                                           for k, v in spread.items()},
+                                                "compressors": compressors, "seconds": seconds}, indent=2) + "\n")
+    print(f"plot: {plot}")
+
+
+if __name__ == "__main__":
+    main()
