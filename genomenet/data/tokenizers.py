@@ -169,6 +169,11 @@ class KmerTokenizer:
             chars = np.concatenate([chars[0], chars[1:, self.k - self.stride :].ravel()])
         return chars.tobytes().decode("ascii")
 
+    @property
+    def reverse_complement_ids(self) -> np.ndarray:
+        """The reverse-complement id of every token id (specials map to themselves), for models that flip windows."""
+        return self._rc_table
+
     def reverse_complement(self, ids: ArrayLike) -> np.ndarray:
         """Reverse complement on token ids: equals encoding the reverse-complemented bases when the tokens cover
         the window exactly ((L - k) % stride == 0); specials keep their id."""
