@@ -1,0 +1,167 @@
+"""Per-base segmentation: a LongNet backbone, then a per-base head of multi-label logits (exon, intron, CDS, ...).
+
+Each base needs context on both sides. A bidirectional (masked-LM) backbone has it in one pass. A causal backbone is
+run twice, `strands: both`: over the window and over its reverse complement, and each base's head reads the two
+states side by side: the forward one has seen everything to its left, the reverse one everything to its right, and
+the pre-trained causal features are used as they were trained. k-mer tokens are up-sampled to bases by the head,
+which gives k logits per class from each token's state.
+
+An exported segmenter is a directory with `model.safetensors` and `config.json` (`format` `genomenet-segmenter/1`,
+`backbone`, `causal`, `kmer_size`, `classes`, `head`, `strands`, `context_length`); a training checkpoint holds the
+same under its `genomenet_segmenter` key. `load_segmenter` reads either without Lightning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import Tensor, nn
+
+from genomenet.errors import InputFileError
+from genomenet.model.longnet import LongNet, LongNetConfig
+
+FORMAT = "genomenet-segmenter/1"
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+CHECKPOINT_KEY = "genomenet_segmenter"
+HeadKind = Literal["linear", "conv"]
+Strands = Literal["forward", "both"]
+
+
+class SegmentationHead(nn.Module):
+    """States (b, n_tokens, d_in) -> per-base logits (b, n_tokens * k, classes).
+
+    `linear`: one linear map per token. `conv`: two 1-D convolutions over the tokens (GELU, residual), then the linear
+    map: a small decoder that smooths calls over neighbouring tokens, as the published segmentation heads do.
+    """
+
+    def __init__(self, d_in: int, num_classes: int, kmer_size: int = 1, kind: HeadKind = "conv",
+                 hidden: int = 128, kernel: int = 9, dropout: float = 0.0) -> None:
+        super().__init__()
+        if kernel % 2 == 0:
+            raise ValueError(f"head kernel must be odd (centred), got {kernel}")
+        self.kind, self.k, self.num_classes = kind, kmer_size, num_classes
+        self.drop = nn.Dropout(dropout)
+        if kind == "conv":
+            self.inp = nn.Linear(d_in, hidden)
+            self.convs = nn.ModuleList(nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2) for _ in range(2))
+            d_in = hidden
+        self.out = nn.Linear(d_in, num_classes * kmer_size)
+        nn.init.normal_(self.out.weight, std=0.02)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, states: Tensor) -> Tensor:
+        x = self.drop(states)
+        if self.kind == "conv":
+            x = self.inp(x)
+            for conv in self.convs:
+                x = x + nn.functional.gelu(conv(x.transpose(1, 2)).transpose(1, 2))
+        b, n, _ = x.shape
+        return self.out(x).view(b, n * self.k, self.num_classes)
+
+
+class SegmenterNet(nn.Module):
+    """Token windows (b, n) -> per-base logits (b, n * k, classes)."""
+
+    def __init__(self, backbone: LongNet, num_classes: int, kmer_size: int = 1, head: HeadKind = "conv",
+                 strands: Strands = "both", rc_ids: Tensor | None = None, pad_id: int = -1, head_hidden: int = 128,
+                 head_kernel: int = 9, dropout: float = 0.0) -> None:
+        super().__init__()
+        if strands == "both" and rc_ids is None:
+            raise ValueError("strands='both' needs rc_ids, the reverse-complement id of every token id")
+        self.backbone, self.strands, self.pad_id = backbone, strands, pad_id
+        if rc_ids is not None:
+            self.register_buffer("rc_ids", torch.as_tensor(rc_ids, dtype=torch.long), persistent=False)
+        width = backbone.cfg.d_model * (2 if strands == "both" else 1)
+        self.head = SegmentationHead(width, num_classes, kmer_size, head, head_hidden, head_kernel, dropout)
+
+    def states(self, input_ids: Tensor) -> Tensor:
+        """Per-token states (b, n, d or 2d) the head reads."""
+        padding = input_ids == self.pad_id
+        padding = padding if bool(padding.any()) else None
+        forward = self.backbone.hidden_states(input_ids, key_padding_mask=padding)
+        if self.strands == "forward":
+            return forward
+        reverse_ids = self.rc_ids[input_ids.flip(1)]
+        reverse_padding = None if padding is None else padding.flip(1)
+        reverse = self.backbone.hidden_states(reverse_ids, key_padding_mask=reverse_padding).flip(1)
+        return torch.cat([forward, reverse], dim=-1)
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        return self.head(self.states(input_ids))
+
+
+@dataclass
+class SegmenterInfo:
+    """What applying a segmenter to a genome needs besides the weights."""
+
+    backbone: LongNetConfig
+    causal: bool
+    kmer_size: int
+    classes: list[str]
+    head: dict
+    """{"kind": linear | conv, "hidden": int, "kernel": int}"""
+    strands: str
+    context_length: int
+    """Bases per window the model was trained on: `genomenet annotate` tiles chromosomes into these by default."""
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, **asdict(self), "backbone": asdict(self.backbone)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SegmenterInfo:
+        if d.get("format") != FORMAT:
+            raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
+        return cls(LongNetConfig(**d["backbone"]), d["causal"], d["kmer_size"], list(d["classes"]), dict(d["head"]),
+                   d["strands"], d["context_length"])
+
+
+def build_segmenter(info: SegmenterInfo, rc_ids: Tensor | None, pad_id: int, dropout: float = 0.0) -> SegmenterNet:
+    return SegmenterNet(LongNet(info.backbone, causal=info.causal), len(info.classes), info.kmer_size,
+                        info.head["kind"], info.strands, rc_ids, pad_id, info.head["hidden"], info.head["kernel"],
+                        dropout)
+
+
+def export_segmenter(net: SegmenterNet, info: SegmenterInfo, out_dir: str | Path) -> Path:
+    """Write model.safetensors and config.json into out_dir; each file appears whole or not at all."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(net, str(out / f".{WEIGHTS}.tmp"))
+    os.replace(out / f".{WEIGHTS}.tmp", out / WEIGHTS)
+    (out / f".{CONFIG}.tmp").write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+    os.replace(out / f".{CONFIG}.tmp", out / CONFIG)
+    return out
+
+
+def load_segmenter(path: str | Path, tokenizer_for, map_location: str = "cpu") -> SegmenterNet:
+    """An exported segmenter directory or a segmentation training checkpoint, in eval mode, carrying `.info`.
+    `tokenizer_for(kmer_size)` gives the tokenizer (its pad id and reverse-complement table; the model package does
+    not know tokenizers)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            info = SegmenterInfo.from_dict(json.loads((path / CONFIG).read_text()))
+            state = None
+        elif path.is_file():
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+            info = SegmenterInfo.from_dict(ckpt[CHECKPOINT_KEY])
+            state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+        else:
+            raise InputFileError(f"{path}: no such segmenter directory or checkpoint file")
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as err:
+        reason = " ".join(str(err).split())[:200]
+        raise InputFileError(f"{path}: not a genomenet segmentation model ({type(err).__name__}: {reason})") from None
+    tokenizer = tokenizer_for(info.kmer_size)
+    rc_ids = torch.as_tensor(tokenizer.reverse_complement_ids) if info.strands == "both" else None
+    net = build_segmenter(info, rc_ids, tokenizer.pad_id)
+    if state is None:
+        load_model(net, str(path / WEIGHTS), device=map_location)
+    else:
+        net.load_state_dict(state)
+    net.info = info
+    return net.eval()
