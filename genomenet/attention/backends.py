@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Protocol
@@ -89,11 +90,23 @@ class FlashAttn:
     def supports(self, device: torch.device, dtype: torch.dtype, has_mask: bool) -> bool:
         if device.type != "cuda" or dtype not in (torch.float16, torch.bfloat16) or has_mask:
             return False
-        try:
-            import flash_attn  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return flash_attn_version() >= FLASH_ATTN_MIN_VERSION
+
+
+FLASH_ATTN_MIN_VERSION = (2, 6, 3)
+"""The first flash-attn release whose private `_flash_attn_forward` / `_flash_attn_backward` take separate left and
+right window sizes and a softcap, the signature called below (pyproject's `gpu` extra asks for it)."""
+
+
+def flash_attn_version() -> tuple[int, ...]:
+    """The installed flash-attn's version as a tuple; (0,) when it is not installed."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        text = version("flash-attn")
+    except (ImportError, PackageNotFoundError):
+        return (0,)
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
     def forward(self, q, k, v, causal, mask):
         from flash_attn.flash_attn_interface import _flash_attn_forward
@@ -218,22 +231,27 @@ def agrees_with_reference(backend, device: torch.device, dtype: torch.dtype, has
     return _checked[key]
 
 
+SELF_CHECK_SHAPES = ((80, 64), (77, 32), (77, 128), (33, 64))
+"""(kept rows, head size) the self-check runs: even and uneven kept lengths (ragged blocks), head sizes 32, 64, 128."""
+
+
 def _compare_with_chunked(backend, device: torch.device, dtype: torch.dtype, has_mask: bool) -> bool:
     gen = torch.Generator(device="cpu").manual_seed(0)
-    q, k, v, grad = (torch.randn(2, 3, 80, 64, generator=gen).to(device, dtype) for _ in range(4))
-    mask = None
-    if has_mask:
-        mask = torch.zeros(2, 3, 1, 80, device=device, dtype=dtype)
-        mask[..., 70:] = -math.inf
     tol = 1e-4 if dtype in (torch.float32, torch.float64) else 3e-2
-    for causal in (False, True):
-        out, lse = backend.forward(q, k, v, causal, mask)
-        ref_out, ref_lse = Chunked().forward(q, k, v, causal, mask)
-        grads = backend.backward(grad, q, k, v, ref_out, ref_lse, causal, mask)
-        ref_grads = Chunked().backward(grad, q, k, v, ref_out, ref_lse, causal, mask)
-        pairs = [(out, ref_out), (lse, ref_lse), *zip(grads, ref_grads)]
-        if any(not torch.allclose(a.float(), b.float(), rtol=tol, atol=tol * 4) for a, b in pairs):
-            return False
+    for rows, head_dim in SELF_CHECK_SHAPES:
+        q, k, v, grad = (torch.randn(2, 3, rows, head_dim, generator=gen).to(device, dtype) for _ in range(4))
+        mask = None
+        if has_mask:
+            mask = torch.zeros(2, 3, 1, rows, device=device, dtype=dtype)
+            mask[..., rows - rows // 8:] = -math.inf
+        for causal in (False, True):
+            out, lse = backend.forward(q, k, v, causal, mask)
+            ref_out, ref_lse = Chunked().forward(q, k, v, causal, mask)
+            grads = backend.backward(grad, q, k, v, ref_out, ref_lse, causal, mask)
+            ref_grads = Chunked().backward(grad, q, k, v, ref_out, ref_lse, causal, mask)
+            pairs = [(out, ref_out), (lse, ref_lse), *zip(grads, ref_grads)]
+            if any(not torch.allclose(a.float(), b.float(), rtol=tol, atol=tol * 4) for a, b in pairs):
+                return False
     return True
 
 

@@ -62,12 +62,13 @@ def branch_forward(q, k, v, branch: Branch, causal: bool, key_padding_mask, back
     return out_b, lse_b
 
 
-def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_mask, backend):
+def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_mask, backend, running: bool = False):
     """Merged ``out (b, n, h, d)`` in q's dtype and ``lse (b, n, h)`` in ``compute_dtype``; rows no branch keeps:
     0 and -inf.
 
     The running output and log-sum-exp stay in ``compute_dtype`` (float32 for half inputs) while the branches are
-    folded in; only the final output is rounded to q's dtype (no copy at all when q is float32 or float64).
+    folded in; only the final output is rounded to q's dtype (no copy at all when q is float32 or float64), unless
+    ``running``: then the output stays the float32 accumulator, for the caller to fold more branches into.
     """
     out = lse = None
     workspace = sparsify.Workspace()
@@ -85,7 +86,7 @@ def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_m
         if branch.ragged:
             out, lse = sparsify.unpad(out_p, branch), sparsify.unpad(lse_p, branch)
     out, lse = (out, lse) if out is not None else _empty_result(q)
-    return out.to(q.dtype), lse
+    return (out if running else out.to(q.dtype)), lse   # running: more branches follow (sequence parallelism)
 
 
 def _running(x: Tensor, dtype: torch.dtype) -> Tensor:

@@ -226,8 +226,9 @@ class SequenceParallelDilatedAttention(torch.autograd.Function):
     """Local branches as on one device, long branches through segment all-gathers; exact merged gradients."""
 
     @staticmethod
-    def forward(ctx, q, k, v, local_branches, long_branches, causal, backend, groups):
-        out, lse = dilated_forward(q, k, v, local_branches, causal, None, backend)
+    def forward(ctx, q, k, v, local_branches, long_branches, causal, backends, groups):
+        local_backend, backend = backends
+        out, lse = dilated_forward(q, k, v, local_branches, causal, None, local_backend, running=True)
         gathered = []
         for branch, group in zip(long_branches, groups):
             rows = RowIndex(branch, q.device)
@@ -237,16 +238,17 @@ class SequenceParallelDilatedAttention(torch.autograd.Function):
             block_out, block_lse = attend(rows.gather(q), k_all, v_all, calls, backend)
             rows.merge_into(out, lse, block_out, block_lse)
             gathered += [k_all, v_all]
+        out = out.to(q.dtype)   # merged in float32 (compute_dtype) across local and long branches, rounded once
         ctx.save_for_backward(q, k, v, out, lse, *gathered)
-        ctx.setup = (local_branches, long_branches, causal, backend, groups)
+        ctx.setup = (local_branches, long_branches, causal, backends, groups)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, out, lse, *gathered = ctx.saved_tensors
-        local_branches, long_branches, causal, backend, groups = ctx.setup
+        local_branches, long_branches, causal, (local_backend, backend), groups = ctx.setup
         grad_out = grad_out.contiguous()
-        dq, dk, dv = dilated_backward(grad_out, q, k, v, out, lse, local_branches, causal, None, backend)
+        dq, dk, dv = dilated_backward(grad_out, q, k, v, out, lse, local_branches, causal, None, local_backend)
         lse = lse.masked_fill(lse == -math.inf, math.inf)   # rows without keys: probabilities 0, not inf * 0
         for i, (branch, group) in enumerate(zip(long_branches, groups)):
             k_all, v_all = gathered[2 * i], gathered[2 * i + 1]
@@ -295,6 +297,10 @@ def sequence_parallel_dilated_attention(q, k, v, segment_lengths, dilation_rates
     world, rank = dist.get_world_size(group), dist.get_rank(group)
     local, long = split_branches(q.shape[1], world, rank, segment_lengths, dilation_rates, q.shape[2])
     groups = tuple(segment_group(group, b.ranks_per_segment, b.first_rank) for b in long)
+    # long branches mask the gathered keys; local ones need a mask only for a ragged bidirectional branch, so they
+    # may run on a mask-less kernel (flash-attn on a GPU)
+    local_kernel = select_backend(q.device, q.dtype, has_mask=not causal and any(b.ragged for b in local),
+                                  name=backend)
     kernel = select_backend(q.device, q.dtype, has_mask=True, name=backend)
     q, k, v = (x.contiguous() for x in (q, k, v))
-    return SequenceParallelDilatedAttention.apply(q, k, v, local, long, causal, kernel, groups)
+    return SequenceParallelDilatedAttention.apply(q, k, v, local, long, causal, (local_kernel, kernel), groups)

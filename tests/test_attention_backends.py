@@ -1,0 +1,49 @@
+"""The one-time self-check that guards GPU kernels: it covers uneven kept lengths and head sizes 32, 64 and 128,
+passes a correct kernel and rejects a wrong one."""
+
+from __future__ import annotations
+
+import torch
+
+from genomenet.attention import backends
+from genomenet.attention.backends import SELF_CHECK_SHAPES, Chunked, TorchCPUFlash, _compare_with_chunked
+
+
+def test_the_self_check_covers_uneven_lengths_and_head_sizes_32_64_128() -> None:
+    assert {d for _, d in SELF_CHECK_SHAPES} >= {32, 64, 128}
+    assert any(rows % 8 for rows, _ in SELF_CHECK_SHAPES)
+
+
+def test_a_correct_kernel_passes_the_self_check_in_float32_and_bfloat16_with_and_without_a_mask() -> None:
+    for dtype in (torch.float32, torch.bfloat16):
+        for has_mask in (False, True):
+            assert _compare_with_chunked(TorchCPUFlash(), torch.device("cpu"), dtype, has_mask)
+
+
+class WrongOnWideHeads(Chunked):
+    """Right for head size 64, wrong (scale off) for 128: what a kernel built for fewer head sizes might do."""
+
+    def forward(self, q, k, v, causal, mask):
+        out, lse = super().forward(q, k, v, causal, mask)
+        return (out * 1.01, lse) if q.shape[-1] == 128 else (out, lse)
+
+
+class WrongOnRaggedRows(Chunked):
+    """Right when the kept length is a multiple of 8, wrong gradients otherwise."""
+
+    def backward(self, grad_out, q, k, v, out, lse, causal, mask):
+        dq, dk, dv = super().backward(grad_out, q, k, v, out, lse, causal, mask)
+        return (dq * 1.01, dk, dv) if q.shape[-2] % 8 else (dq, dk, dv)
+
+
+def test_a_kernel_wrong_only_for_some_shapes_fails_the_self_check() -> None:
+    assert not _compare_with_chunked(WrongOnWideHeads(), torch.device("cpu"), torch.float32, False)
+    assert not _compare_with_chunked(WrongOnRaggedRows(), torch.device("cpu"), torch.float32, False)
+
+
+def test_flash_attn_is_used_only_from_the_version_whose_interface_is_called(monkeypatch) -> None:
+    monkeypatch.setattr(backends, "flash_attn_version", lambda: (2, 5, 9))
+    assert not backends.FlashAttn().supports(torch.device("cuda"), torch.bfloat16, False)
+    monkeypatch.setattr(backends, "flash_attn_version", lambda: backends.FLASH_ATTN_MIN_VERSION)
+    assert backends.FlashAttn().supports(torch.device("cuda"), torch.bfloat16, False)
+    assert not backends.FlashAttn().supports(torch.device("cuda"), torch.bfloat16, True)   # no masks
