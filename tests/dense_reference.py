@@ -1,4 +1,4 @@
-"""An independent dense float64 reference for dilated attention, written from DESIGN.md section 1 alone.
+"""An independent dense float64 reference for dilated attention, written from docs/attention.md, "The contract" alone.
 
 It builds the full (N x N) score matrix per branch with an explicit keep-mask, so it shares no code with the
 package: a key is reachable from a query in branch (w, r) for head h iff both sit in one segment, both have offset

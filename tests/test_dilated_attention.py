@@ -1,4 +1,4 @@
-"""dilated_attention equals the dense float64 formula of DESIGN.md section 1, outputs and gradients."""
+"""dilated_attention equals the dense float64 formula of docs/attention.md, "The contract", outputs and gradients."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""``dilated_attention``: LongNet's dilated attention, exactly the formula of DESIGN.md section 1."""
+"""``dilated_attention``: LongNet's dilated attention, exactly the formula of docs/attention.md, "The contract"."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Where one dilated branch looks, and the strided copies that move its rows to and from dense blocks.
 
 A branch ``(w, r)`` cuts positions ``0..n-1`` into segments of ``w`` (the last may be shorter; ``w >= n`` is one
-segment) and head ``h`` keeps the positions whose offset in their segment is ``h % r`` (DESIGN.md section 1). Viewed
-as ``(batch, segments, kept, r, heads, ...)``, head ``h``'s rows are the slice ``[..., h % r, h, ...]``: one strided
-copy per offset gathers them into dense ``(batch * segments, heads, kept, ...)`` blocks for a fused kernel.
+segment) and head ``h`` keeps the positions whose offset in their segment is ``h % r`` (docs/attention.md, "The
+contract"). Viewed as ``(batch, segments, kept, r, heads, ...)``, head ``h``'s rows are the slice
+``[..., h % r, h, ...]``: one strided copy per offset gathers them into dense
+``(batch * segments, heads, kept, ...)`` blocks for a fused kernel.
 
 Ragged geometry (``n % w != 0`` or ``w % r != 0``) is padded so that every segment holds ``kept * r`` positions; the
 padding sits after the real positions of each (segment, head) row, so a causal kernel never lets a real query see it
