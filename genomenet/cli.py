@@ -20,6 +20,7 @@ USAGE = """usage: genomenet {fit,validate,test,predict} --config configs/NAME.ya
        genomenet export CHECKPOINT OUT_DIR
        genomenet embed --model PATH --fasta FASTA [--regions BED] --out OUT.h5 [options]
        genomenet track --model PATH --fasta FASTA [--regions BED] --out OUT.bedGraph [options]
+       genomenet annotate --model SEGMENTER --fasta FASTA [--regions BED] --out OUT.gff3 [options]
        genomenet score-variants --model PATH --fasta FASTA --vcf VCF --out OUT.vcf[.gz] [options]
        genomenet mutagenize --model PATH --fasta FASTA --region CHROM:START-END --out PREFIX [options]
        genomenet classify --model CLASSIFIER --fasta FASTA --regions BED --out OUT.tsv|OUT.bed [options]
@@ -130,6 +131,43 @@ def track_main(argv: list[str]) -> int:
     return 0
 
 
+def annotate_main(argv: list[str]) -> int:
+    """`genomenet annotate`: run a segmentation model over whole chromosomes (or BED regions) and write the genes,
+    mRNAs, exons and CDS it calls as GFF3, and each class's per-base probability as a track; resumable."""
+    parser = argparse.ArgumentParser(prog="genomenet annotate", description=annotate_main.__doc__)
+    add_inference_arguments(parser, "output GFF3, e.g. run/a.gff3; the tracks go beside it, one per class, as "
+                            "run/a.<class>.bedGraph (run/a.<class>.bw with --bigwig). Rerun the same command to "
+                            "resume an interrupted run")
+    parser.add_argument("--threshold", type=float, default=0.5, help="a base has a class at this probability or "
+                        "more (default 0.5)")
+    parser.add_argument("--min-exon", type=int, default=10, help="shortest exon call kept, bases (default 10)")
+    parser.add_argument("--min-gene", type=int, default=100, help="shortest gene call kept, bases (default 100)")
+    parser.add_argument("--max-gap", type=int, default=0, help="bridge gaps of up to this many bases in a gene call "
+                        "(default 0)")
+    parser.add_argument("--max-gene-length", type=int, default=5_000_000, help="longest gene call decoded whole; "
+                        "longer ones are cut, to bound memory (default 5000000)")
+    parser.add_argument("--no-tracks", action="store_true", help="write only the GFF3")
+    parser.add_argument("--classes", default="", help="comma-separated classes to write tracks of (default: all)")
+    parser.add_argument("--bigwig", action="store_true", help="tracks as OUT.<class>.bw (needs pyBigWig)")
+    args = parser.parse_args(argv)
+    from genomenet.downstream.annotate import AnnotateOptions, annotate
+    from genomenet.downstream.gene_decoding import DecodeOptions
+    from genomenet.errors import ConfigError
+
+    if args.sequence_parallel != 1:
+        raise ConfigError("annotate runs each window on one device: --sequence-parallel is not supported")
+    decode = DecodeOptions(args.threshold, args.min_exon, args.min_gene, args.max_gap)
+    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
+    options = AnnotateOptions(args.window, args.context, decode, not args.no_tracks, classes, args.bigwig,
+                              args.max_gene_length)
+    outs = annotate(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
+                    args.batch_size, args.cache_dir, progress=not args.quiet)
+    print(f"annotation: {outs[0]}")
+    for out in outs[1:]:
+        print(f"track: {out}")
+    return 0
+
+
 def classify_main(argv: list[str]) -> int:
     """`genomenet classify`: apply an exported region classifier (from fine-tuning) to the regions of a BED."""
     parser = argparse.ArgumentParser(prog="genomenet classify", description=classify_main.__doc__)
@@ -235,6 +273,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "export": export_main,
     "embed": embed_main,
     "track": track_main,
+    "annotate": annotate_main,
     "classify": classify_main,
     "score-variants": score_variants_main,
     "mutagenize": mutagenize_main,
