@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import random
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,6 +17,20 @@ SHARED_GENOMES = REPO.parent / "shared" / "data" / "genomes"
 LAMBDA = DATA / "lambda_phage.fa.gz"  # plain gzip, 48,502 bp
 DMEL = DATA / "dmel_chr4_1.1-1.3Mb.fa.gz"  # bgzip, 200 kb, soft-masked, one 17,000 N run
 CHR20 = DATA / "grch37_chr20_59-159kb.fa"  # plain text, 100 kb, starts with 1,000 N
+
+
+@pytest.fixture(autouse=True)
+def seeded_random_generators(request: pytest.FixtureRequest) -> int:
+    """Every test starts with torch's, numpy's global and Python's generators seeded, so a failure reproduces: the
+    seed is a hash of the test's id (tests differ from each other); GENOMENET_TEST_SEED=N shifts every seed, for
+    fresh inputs on demand. Tests whose meaning depends on their data seed their own generators besides."""
+    import torch
+
+    seed = (zlib.crc32(request.node.nodeid.encode()) + int(os.environ.get("GENOMENET_TEST_SEED", "0"))) % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return seed
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -27,7 +29,7 @@ def module(session_cache, **kwargs) -> GenomeDataModule:
 
 
 def test_window_tokens_are_the_cached_bases(dmel):
-    ds = windows(dmel, sampling="random", seed=int(np.random.default_rng().integers(1 << 30)))
+    ds = windows(dmel, sampling="random", seed=int(np.random.default_rng(1).integers(1 << 30)))
     item = ds[3]
     expected = NucleotideTokenizer().encode(dmel.sequence(item["chrom"], item["start"], item["start"] + 1000))
     np.testing.assert_array_equal(item["input_ids"].numpy(), expected)
@@ -49,7 +51,7 @@ def test_tiled_windows_skip_windows_over_the_n_fraction(dmel):
 
 
 def test_random_windows_respect_max_n_fraction(dmel):
-    ds = windows(dmel, sampling="random", max_n_fraction=0.05, seed=int(np.random.default_rng().integers(1 << 30)))
+    ds = windows(dmel, sampling="random", max_n_fraction=0.05, seed=int(np.random.default_rng(2).integers(1 << 30)))
     for key in range(200):
         item = ds[key]
         assert np.count_nonzero(item["input_ids"].numpy() == 4) <= 50
@@ -57,7 +59,7 @@ def test_random_windows_respect_max_n_fraction(dmel):
 
 def test_windows_stay_inside_their_regions(dmel):
     region = Interval(DMEL_NAME, 5_000, 9_000)
-    ds = windows(dmel, regions=[region], sampling="random", seed=int(np.random.default_rng().integers(1 << 30)))
+    ds = windows(dmel, regions=[region], sampling="random", seed=int(np.random.default_rng(3).integers(1 << 30)))
     starts = [ds[k]["start"] for k in range(100)]
     assert min(starts) >= 5_000 and max(starts) <= 8_000
 
@@ -72,7 +74,7 @@ def test_reverse_complement_augmentation_gives_the_reverse_strand(dmel):
 
 
 def test_reverse_complement_probability_is_respected(dmel):
-    ds = windows(dmel, sampling="random", reverse_complement_prob=0.3, seed=int(np.random.default_rng().integers(99)))
+    ds = windows(dmel, sampling="random", reverse_complement_prob=0.3, seed=int(np.random.default_rng(4).integers(99)))
     fraction = np.mean([ds[k]["reverse"] for k in range(400)])
     assert 0.2 < fraction < 0.4
 
@@ -105,6 +107,28 @@ def test_sampler_gives_each_rank_distinct_keys_covering_the_epoch(dmel):
     assert len({len(k) for k in per_rank}) == 1
     assert {k % len(ds) for k in flat} == set(range(len(ds)))
     assert len(set(per_rank[0]) & set(per_rank[1])) == 0
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_evaluation_sampler_deals_each_tile_once_over_the_ranks(dmel, shuffle: bool):
+    ds = windows(dmel, sampling="tiled", regions=[Interval(DMEL_NAME, 0, 10_000)])
+    assert len(ds) == 10
+    samplers = [WindowSampler(ds, shuffle=shuffle, seed=5, num_replicas=3, rank=r, even=False) for r in range(3)]
+    per_rank = [list(s) for s in samplers]
+    assert [len(k) for k in per_rank] == [len(s) for s in samplers] == [4, 3, 3]
+    assert sorted(k % len(ds) for k in sum(per_rank, [])) == list(range(10))
+    capped = [list(WindowSampler(ds, 25, shuffle=shuffle, num_replicas=3, rank=r, even=False)) for r in range(3)]
+    assert sorted(k % len(ds) for k in sum(capped, [])) == list(range(10))  # more samples than tiles: each once
+    padded = [list(WindowSampler(ds, shuffle=shuffle, seed=5, num_replicas=3, rank=r)) for r in range(3)]
+    assert [len(k) for k in padded] == [4, 4, 4]  # training: the same number of steps on every rank
+
+
+def test_datamodule_pads_training_keys_but_not_evaluation_keys(session_cache, monkeypatch):
+    dm = module(session_cache, context_length=1000, batch_size=1, val_fraction=0.05, sampling="tiled")
+    monkeypatch.setattr(dm, "_ranks", lambda: (1, 3, 0))  # data-parallel rank 1 of 3
+    assert len(dm.dataset("val")) == 10
+    assert len(dm.dataloader("val")) == 3 and len(dm.dataloader("train")) == math.ceil(len(dm.dataset("train")) / 3)
+    assert len(dm.dataloader("val", every_rank=True)) == 10  # the report on rank 0 scores every window
 
 
 def test_sampler_epochs_differ_and_repeat_under_seed(dmel):

@@ -40,7 +40,7 @@ def test_bits_per_base_matches_a_hand_computed_case_and_divides_by_k_for_kmers()
 
 
 def test_masking_picks_about_15_percent_of_scorable_tokens_and_replaces_them_80_10_10() -> None:
-    g = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
+    g = torch.Generator().manual_seed(15)  # the fractions are statistics of the draw
     ids = torch.randint(0, 4, (64, 1024))
     ids[:, :100] = 4  # N is never a target
     inputs, targets = mask_tokens(ids, ids < 4, mask_id=6, replacement_ids=torch.arange(4), generator=g)

@@ -24,8 +24,9 @@ CHROM = "NC_004353.4:1100001-1300000"
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("strand", ["+", "-", "."])
 def test_a_region_is_read_5_to_3_on_its_strand(dmel, strand: str, k: int) -> None:
-    start = random.randrange(0, 150_000)
-    region = Region(CHROM, start, start + random.randrange(1, 400), "x", strand)
+    rng = random.Random(f"{strand}{k}")
+    start = rng.randrange(0, 150_000)
+    region = Region(CHROM, start, start + rng.randrange(1, 400), "x", strand)
     spec = WindowSpec(999, "centered")
     window = spec.interval(region)
     text = dmel.sequence(CHROM, window.start, window.end)
@@ -53,16 +54,16 @@ def test_bases_past_the_chromosome_end_read_as_n(dmel) -> None:
 
 @pytest.mark.parametrize("by", ["block", "chromosome"])
 def test_no_two_windows_in_different_splits_share_a_base(by: str) -> None:
-    lengths = {"a": 1_000_000, "b": 700_000, "c": 300_000}
-    cfg = SplitConfig(by=by, block_size=random.choice([50_000, 100_000]), seed=random.randrange(100),
+    lengths, rng = {"a": 1_000_000, "b": 700_000, "c": 300_000}, random.Random(by)
+    cfg = SplitConfig(by=by, block_size=rng.choice([50_000, 100_000]), seed=rng.randrange(100),
                       val_chromosomes=["b"] if by == "chromosome" else [],
                       test_chromosomes=["c"] if by == "chromosome" else [])
     blocks = blocks_by_chromosome(split_blocks(lengths, cfg))
     spec = WindowSpec(8_000)
     placed: dict[str, list[Interval]] = {"train": [], "val": [], "test": []}
     for _ in range(3000):
-        chrom = random.choice(list(lengths))
-        start = random.randrange(lengths[chrom])
+        chrom = rng.choice(list(lengths))
+        start = rng.randrange(lengths[chrom])
         window = spec.interval(Region(chrom, start, start + 1))
         split = split_of(window, blocks)
         if split is not None:

@@ -59,15 +59,16 @@ def by_hand_llr(model, k: int, text: str, start0: int, ref: str, alt: str) -> fl
 @pytest.mark.parametrize("k", [1, 2])
 def test_llr_equals_the_log_likelihood_difference_of_the_two_windows(tmp_path: Path, genome_text: str, k: int,
                                                                      capsys) -> None:
-    model_dir = tiny_model(tmp_path / "model", k=k, seed=random.randrange(1000))
+    rng = random.Random(k)
+    model_dir = tiny_model(tmp_path / "model", k=k, seed=rng.randrange(1000))
     rows = []
-    for start0 in sorted(random.sample(range(1000, 90_000), 6)):
+    for start0 in sorted(rng.sample(range(1000, 90_000), 6)):
         ref = genome_text[start0]
         kind = len(rows) % 3
-        alt = random.choice([b for b in "ACGT" if b != ref]) if kind == 0 else (
-            ref + "".join(random.choices("ACGT", k=random.randint(1, 5))) if kind == 1 else ref)
+        alt = rng.choice([b for b in "ACGT" if b != ref]) if kind == 0 else (
+            ref + "".join(rng.choices("ACGT", k=rng.randint(1, 5))) if kind == 1 else ref)
         if kind == 2:  # a deletion: REF spans several bases, ALT keeps the first
-            ref = genome_text[start0:start0 + random.randint(2, 6)]
+            ref = genome_text[start0:start0 + rng.randint(2, 6)]
         rows.append((CHROM, start0 + 1, ref, alt))
     vcf = write_vcf(tmp_path / "in.vcf", rows)
     out = tmp_path / "out.vcf.gz"

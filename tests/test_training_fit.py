@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,48 @@ def test_resuming_in_the_middle_of_an_epoch_reproduces_an_uninterrupted_run(tmp_
     a, b = final_weights(straight / "checkpoints" / "last.ckpt"), final_weights(resumed / "checkpoints" / "last.ckpt")
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=name)
+
+
+def saved_steps(checkpoints: Path) -> list[int]:
+    """Steps of the periodic checkpoints in a folder (files appear whole: the writer renames them into place)."""
+    return [int(m[1]) for p in checkpoints.glob("*.ckpt") if (m := re.search(r"step=(\d+)\.ckpt$", p.name))]
+
+
+@pytest.mark.slow
+def test_fit_killed_mid_training_and_rerun_with_ckpt_path_last_ends_with_the_uninterrupted_weights(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL (no handler runs, no final checkpoint) once the periodic save of step 4 or later is on disk, then the
+    same command with `--ckpt_path last`: the final weights equal an uninterrupted run's bit for bit (CPU). Three
+    batches an epoch, so the saves of steps 2 and 4 fall in the middle of an epoch."""
+    steps, args = 40, ["--report.enabled", "false", "--data.samples_per_epoch", "12"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    command = [sys.executable, "-m", "genomenet"]
+    run = subprocess.run([*command, *tiny_fit_args(straight, steps), *args], cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+    killed = subprocess.Popen([*command, *tiny_fit_args(resumed, steps), *args], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while max(saved_steps(resumed / "checkpoints"), default=0) < 4:
+            assert killed.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint of step 4 within 300 s"
+            time.sleep(0.02)
+        killed.kill()  # SIGKILL
+    finally:
+        killed.kill()
+        killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    # last.ckpt is written just after each periodic checkpoint: the kill may land between the two (it then holds 2)
+    interrupted_at = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 2 <= interrupted_at < steps and max(saved_steps(resumed / "checkpoints")) < steps, "killed after training"
+
+    rerun = subprocess.run([*command, *tiny_fit_args(resumed, steps), *args, "--ckpt_path", "last"], cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == steps
+    a, b = final_weights(straight / "checkpoints" / "last.ckpt"), final_weights(resumed / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys()
+    assert [name for name in a if not torch.equal(a[name], b[name])] == []

@@ -1,9 +1,15 @@
 """Order-k Markov model over token ids: the baseline a genomic language model must beat.
 
 Counts are vectorised with numpy: a context of j symbols is one integer (base-A digits), and the counts of each order
-are a sorted array of (context, next symbol) codes from `np.unique`, looked up with `np.searchsorted`. Probabilities
-use add-alpha smoothing over the alphabet. Tokens outside the alphabet (N, padding) are never predicted and break
-contexts: a position whose j previous tokens are not all in the alphabet uses the longest context that is.
+are a table of (context, next symbol) codes: dense (indexed by code) when A ** (order + 1) is small, else sorted codes
+looked up with `np.searchsorted`. Probabilities use add-alpha smoothing over the alphabet. Tokens outside the alphabet
+(N, padding) are never predicted and break contexts: a position whose j previous tokens are not all in the alphabet
+uses the longest context that is.
+
+Counting streams over the training tokens a chunk at a time (each chunk read with the `max_order` tokens before it,
+so the counts are exactly those of the whole sequence), into tables whose size depends on the alphabet and the order
+only: a dense table of A ** (order + 1) counts when that is small, else a sorted (code, count) table of the codes seen.
+A whole genome is never held as tokens or codes: sequences may be lazy (anything with `len` and slicing).
 """
 
 from __future__ import annotations
@@ -11,8 +17,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+
+CHUNK_TOKENS = 1 << 20
+"""Tokens counted or scored at a time: the working memory of counting, whatever the length of the training data."""
+DENSE_LIMIT = 1 << 26
+"""Orders whose A ** (order + 1) (context, symbol) codes are at most this many are counted in a dense table."""
+
+
+class TokenSequence(Protocol):
+    """1-D token ids read a slice at a time: a numpy array, a memory map, or a view that encodes on slicing."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: slice) -> np.ndarray: ...
 
 
 def symbols(tokens: np.ndarray, alphabet: np.ndarray) -> np.ndarray:
@@ -47,8 +67,8 @@ class MarkovModel:
     alphabet: np.ndarray
     max_order: int
     alpha: float
-    joint: list[tuple[np.ndarray, np.ndarray]]  # per order: sorted (context * A + symbol) codes, counts
-    context: list[tuple[np.ndarray, np.ndarray]]  # per order: sorted context codes, counts
+    joint: list[CountTable]  # per order: counts of context * A + symbol codes
+    context: list[CountTable]  # per order: counts of context codes
     order: int
 
     @property
@@ -85,9 +105,34 @@ class MarkovModel:
         return float(-lp[scored].sum()), int(scored.sum())
 
     def _log2_prob(self, order: int, ctx: np.ndarray, sym: np.ndarray) -> np.ndarray:
-        n_joint = lookup_counts(*self.joint[order], ctx * self.base + sym)
-        n_ctx = lookup_counts(*self.context[order], ctx)
+        n_joint = self.joint[order].lookup(ctx * self.base + sym)
+        n_ctx = self.context[order].lookup(ctx)
         return np.log2((n_joint + self.alpha) / (n_ctx + self.alpha * self.base))
+
+
+@dataclass
+class CountTable:
+    """Counts of integer codes: dense (`counts[code]`, `keys` None), or sparse (sorted `keys` and their `counts`)."""
+
+    keys: np.ndarray | None
+    counts: np.ndarray
+
+    def lookup(self, query: np.ndarray) -> np.ndarray:
+        """The count of each code in query, 0 where it was never seen."""
+        return self.counts[query] if self.keys is None else lookup_counts(self.keys, self.counts, query)
+
+    def seen(self) -> tuple[np.ndarray, np.ndarray]:
+        """The codes counted at least once (sorted) and their counts."""
+        if self.keys is None:
+            keys = np.flatnonzero(self.counts)
+            return keys, self.counts[keys]
+        return self.keys, self.counts
+
+    def by_context(self, base: int) -> CountTable:
+        """Counts summed over the last base-`base` digit of the codes (joint counts -> context counts)."""
+        if self.keys is None:
+            return CountTable(None, self.counts.reshape(-1, base).sum(axis=1))
+        return CountTable(*summed_counts([(self.keys // base, self.counts)]))
 
 
 def lookup_counts(keys: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -98,48 +143,152 @@ def lookup_counts(keys: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np
     return np.where(keys[i] == query, counts[i], 0)
 
 
+class OrderCounts:
+    """Running counts of the (context, symbol) codes of one order, in memory bounded by the alphabet and the order:
+    a dense table of all A ** (order + 1) codes when that is at most `dense_limit`, else a sorted (code, count) table
+    of the codes seen, to which each chunk's counts are merged (in batches, so merging costs O(n log n) in all)."""
+
+    def __init__(self, size: int, dense_limit: int = DENSE_LIMIT) -> None:
+        self.size = size
+        self.table = np.zeros(size, dtype=np.int64) if size <= dense_limit else None
+        self.keys, self.counts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, codes: np.ndarray) -> None:
+        """Count each code once per occurrence."""
+        if self.table is not None and self.size <= 4 * len(codes):
+            self.table += np.bincount(codes, minlength=self.size)
+            return
+        keys, counts = np.unique(codes, return_counts=True)
+        if self.table is not None:
+            self.table[keys] += counts
+            return
+        self.pending.append((keys, counts))
+        if sum(len(k) for k, _ in self.pending) >= len(self.keys):
+            self.keys, self.counts = summed_counts([(self.keys, self.counts), *self.pending])
+            self.pending = []
+
+    def result(self) -> CountTable:
+        """The counts so far; a dense table is the running one, not a copy (counting more changes it)."""
+        if self.table is not None:
+            return CountTable(None, self.table)
+        if self.pending:
+            self.keys, self.counts = summed_counts([(self.keys, self.counts), *self.pending])
+            self.pending = []
+        return CountTable(self.keys, self.counts)
+
+
+def summed_counts(tables: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (key, count) tables merged into one, the counts of equal keys added."""
+    keys = np.concatenate([k for k, _ in tables])
+    counts = np.concatenate([c for _, c in tables]).astype(np.int64, copy=False)
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    if len(keys) == 0:
+        return keys.astype(np.int64), counts
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return keys[starts], np.add.reduceat(counts, starts)
+
+
+class MarkovCounter:
+    """Counts of every order 0..max_order, fed ranges of target positions of sequences, a chunk at a time."""
+
+    def __init__(
+        self, alphabet: np.ndarray, max_order: int, chunk_tokens: int = CHUNK_TOKENS, dense_limit: int = DENSE_LIMIT
+    ) -> None:
+        self.alphabet = np.unique(np.asarray(alphabet, dtype=np.int64))
+        self.base, self.max_order, self.chunk_tokens = len(self.alphabet), max_order, chunk_tokens
+        if self.base ** (max_order + 1) >= 2**62:
+            raise ValueError(f"order {max_order} over {self.base} symbols overflows 64-bit context codes; lower it")
+        self.orders = [OrderCounts(self.base ** (j + 1), dense_limit) for j in range(max_order + 1)]
+
+    def add(self, seq: TokenSequence, start: int = 0, end: int | None = None) -> None:
+        """Count the targets at positions [start, end) of seq, each with up to max_order tokens before it (read from
+        seq, before `start` too): counting [0, c) then [c, n) gives the counts of [0, n)."""
+        end = len(seq) if end is None else min(end, len(seq))
+        for lo in range(start, end, self.chunk_tokens):
+            hi = min(lo + self.chunk_tokens, end)
+            before = min(self.max_order, lo)
+            sym = symbols(np.asarray(seq[lo - before : hi], dtype=np.int64), self.alphabet)
+            pad = np.full(self.max_order - before, -1, dtype=np.int64)  # no token before the sequence's start
+            self._add_chunk(np.concatenate([pad, sym]))
+
+    def _add_chunk(self, sym: np.ndarray) -> None:
+        """Count the targets of sym after its first max_order symbols (their context)."""
+        m, base = self.max_order, self.base
+        target, run = sym[m:], valid_run(sym)[m:]
+        context = np.zeros(len(target), dtype=np.int64)  # code of the j symbols before each target
+        for j, counts in enumerate(self.orders):
+            if j:
+                context = context * base + np.maximum(sym[m - j : len(sym) - j], 0)
+            keep = run >= j + 1  # the target and its j predecessors are all valid
+            counts.add((context * base + target)[keep])
+
+    def model(self, alpha: float = 0.5) -> MarkovModel:
+        """The counts so far as a model at the highest order. It reads the dense tables in place: counting more
+        changes it too."""
+        joint = [counts.result() for counts in self.orders]
+        context = [table.by_context(self.base) for table in joint]
+        return MarkovModel(self.alphabet, self.max_order, alpha, joint, context, self.max_order)
+
+
 def count_orders(
-    sequences: Sequence[np.ndarray], alphabet: np.ndarray, max_order: int, alpha: float = 0.5
+    sequences: Sequence[TokenSequence],
+    alphabet: np.ndarray,
+    max_order: int,
+    alpha: float = 0.5,
+    chunk_tokens: int = CHUNK_TOKENS,
+    dense_limit: int = DENSE_LIMIT,
 ) -> MarkovModel:
-    """Count (context, next token) pairs of every order 0..max_order over 1-D token arrays."""
-    alphabet = np.unique(np.asarray(alphabet, dtype=np.int64))
-    base = len(alphabet)
-    if base ** (max_order + 1) >= 2**62:
-        raise ValueError(f"order {max_order} over {base} symbols overflows 64-bit context codes; lower it")
-    joint, context = [], []
-    for j in range(max_order + 1):
-        codes = []
-        for seq in sequences:
-            sym = symbols(np.asarray(seq, dtype=np.int64), alphabet)
-            keep = valid_run(sym) >= j + 1  # the target and its j predecessors are all valid
-            codes.append((context_codes(sym, j, base) * base + sym)[keep])
-        keys, counts = np.unique(np.concatenate(codes) if codes else np.zeros(0, np.int64), return_counts=True)
-        joint.append((keys, counts))
-        ctx_keys, inverse = np.unique(keys // base, return_inverse=True)
-        context.append((ctx_keys, np.bincount(inverse, weights=counts, minlength=len(ctx_keys)).astype(np.int64)))
-    return MarkovModel(alphabet, max_order, alpha, joint, context, max_order)
+    """Count (context, next token) pairs of every order 0..max_order over 1-D token sequences."""
+    counter = MarkovCounter(alphabet, max_order, chunk_tokens, dense_limit)
+    for seq in sequences:
+        counter.add(seq)
+    return counter.model(alpha)
 
 
 def fit_markov(
-    sequences: Sequence[np.ndarray],
+    sequences: Sequence[TokenSequence],
     alphabet: np.ndarray,
     max_order: int = 12,
     alpha: float = 0.5,
     validation_fraction: float = 0.1,
+    chunk_tokens: int = CHUNK_TOKENS,
+    dense_limit: int = DENSE_LIMIT,
 ) -> MarkovModel:
     """Choose the order on the last `validation_fraction` of each training sequence (fitting on the rest), then
     count every order on all of it and return the model at the chosen order."""
     cut = [max(1, int(len(s) * (1 - validation_fraction))) for s in sequences]
-    fit = count_orders([s[:c] for s, c in zip(sequences, cut)], alphabet, max_order, alpha)
-    held = [s[c:] for s, c in zip(sequences, cut) if len(s) > c]
-    best = min(range(max_order + 1), key=lambda k: bits_on_sequences(fit.with_order(k), held))
-    return count_orders(sequences, alphabet, max_order, alpha).with_order(best)
+    counter = MarkovCounter(alphabet, max_order, chunk_tokens, dense_limit)
+    for seq, c in zip(sequences, cut, strict=True):
+        counter.add(seq, 0, c)
+    held = [(s, c, len(s)) for s, c in zip(sequences, cut, strict=True) if len(s) > c]
+    best = best_order(counter.model(alpha), held, chunk_tokens)  # before the tail is counted into the same tables
+    for seq, c, n in held:
+        counter.add(seq, c, n)  # the tail: with the head already counted, the counts of the whole
+    return counter.model(alpha).with_order(best)
 
 
-def bits_on_sequences(model: MarkovModel, sequences: Sequence[np.ndarray]) -> float:
+def best_order(model: MarkovModel, spans: Sequence[tuple[TokenSequence, int, int]], chunk_tokens: int) -> int:
+    """The order 0..max_order with the fewest bits per token on spans (`bits_on_spans`)."""
+    return min(range(model.max_order + 1), key=lambda k: bits_on_spans(model.with_order(k), spans, chunk_tokens))
+
+
+def bits_on_sequences(model: MarkovModel, sequences: Sequence[TokenSequence]) -> float:
     """Mean bits per scored token over whole 1-D sequences (each scored from its second token)."""
+    return bits_on_spans(model, [(s, 0, len(s)) for s in sequences])
+
+
+def bits_on_spans(
+    model: MarkovModel, spans: Sequence[tuple[TokenSequence, int, int]], chunk_tokens: int = CHUNK_TOKENS
+) -> float:
+    """Mean bits per scored token over spans (sequence, start, end), each scored as one window from its second token
+    (its context never reaches before `start`), a chunk at a time."""
     bits, n = 0.0, 0
-    for seq in sequences:
-        b, c = model.bits_per_token(np.asarray(seq, dtype=np.int64)[None, :])
-        bits, n = bits + b, n + c
+    for seq, start, end in spans:
+        for lo in range(start, end, chunk_tokens):
+            before = min(model.order, lo - start)  # the chunk's context, inside the span
+            chunk = np.asarray(seq[lo - before : min(lo + chunk_tokens, end)], dtype=np.int64)
+            b, c = model.bits_per_token(chunk[None, :], first=before if lo > start else 1)
+            bits, n = bits + b, n + c
     return bits / n if n else math.inf

@@ -10,6 +10,7 @@ import numpy as np
 from genomenet.baselines.markov import MarkovModel, fit_markov
 from genomenet.data.cache import PreparedGenome
 from genomenet.data.intervals import Interval, subtract
+from genomenet.data.region_tokens import region_tokens
 from genomenet.data.tokenizers import KmerTokenizer
 from genomenet.data.variants import AllelePair
 
@@ -24,9 +25,7 @@ def markov_training_part(genome: PreparedGenome, spans: dict[str, tuple[int, int
 
 def fit_markov_baseline(genome: PreparedGenome, tokenizer: KmerTokenizer, training: list[Interval],
                         max_order: int) -> MarkovModel:
-    sequences = [np.asarray(tokenizer.encode_packed(genome.window(iv.chrom, iv.start, iv.end)), dtype=np.int64)
-                 for iv in training]
-    return fit_markov(sequences, np.arange(tokenizer.n_id), max_order)
+    return fit_markov(region_tokens(genome, tokenizer, training), np.arange(tokenizer.n_id), max_order)
 
 
 def markov_llr(markov: MarkovModel, pair: AllelePair) -> float:

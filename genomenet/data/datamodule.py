@@ -144,17 +144,20 @@ class GenomeDataModule(L.LightningDataModule):
             "test": 2}[split], sequence_parallel_rank=sp_rank, sequence_parallel_size=self.sp_size, name=split,
         )
 
-    def dataloader(self, split: Split) -> DataLoader:
+    def dataloader(self, split: Split, every_rank: bool = False) -> DataLoader:
+        """Batches of a split for this data-parallel rank; with `every_rank`, every window of the split (what one
+        process scores: the report after a distributed fit runs on rank 0 alone)."""
         self.setup()
         if not self.regions[split]:
             raise ConfigError(f"the {split} split is empty: name {split} chromosomes, intervals or a fraction")
         dataset = self.dataset(split)
-        dp_rank, dp_size, _ = self._ranks()
+        dp_rank, dp_size, _ = (0, 1, 0) if every_rank else self._ranks()
         train = split == "train"
         samples = self.samples_per_epoch if train else self.val_samples
         if train and samples is None and self.sampling == "random":
             samples = max(1, len(dataset) // self.context_length)
-        sampler = WindowSampler(dataset, samples, shuffle=train, seed=dataset.seed, num_replicas=dp_size, rank=dp_rank)
+        sampler = WindowSampler(dataset, samples, shuffle=train, seed=dataset.seed, num_replicas=dp_size, rank=dp_rank,
+                                even=train)  # evaluation: each window once over all ranks
         loader = ResumableDataLoader if train else DataLoader
         return loader(
             dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,

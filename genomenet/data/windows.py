@@ -145,8 +145,13 @@ class WindowSampler(DistributedSampler):
     """Keys of one epoch for one data-parallel rank.
 
     Epoch e uses keys `e * period + i`: random windows are fresh each epoch, tiles are reshuffled (when `shuffle`).
-    Keys are padded by repetition to a multiple of `num_replicas` (as `DistributedSampler` does), then rank r takes
-    every `num_replicas`-th key from r. Lightning calls `set_epoch`; it does not replace this sampler.
+    Rank r takes every `num_replicas`-th key from r. Training (`even`) pads the keys by repetition to a multiple of
+    `num_replicas` (as `DistributedSampler` does): every rank runs the same number of steps, as DDP's gradient
+    all-reduce needs. Evaluation (`even=False`) deals each key once, with at most one tile per key, so a metric
+    summed over ranks counts every window once; ranks may get one key fewer. That is safe because evaluation runs no
+    collective that spans data-parallel ranks inside a step: metrics are summed at the epoch's end, and the
+    collectives of sequence parallelism stay inside a sequence group, whose ranks all get the same keys (keys are
+    dealt by data-parallel rank). Lightning calls `set_epoch`; it does not replace this sampler.
     """
 
     def __init__(
@@ -157,6 +162,7 @@ class WindowSampler(DistributedSampler):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        even: bool = True,
     ):
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} not in 0..{num_replicas - 1}")
@@ -165,8 +171,11 @@ class WindowSampler(DistributedSampler):
         self.tiled = dataset.tiles is not None
         self.resume_at: tuple[int, int] | None = None  # (epoch, keys already trained on) when resuming mid-epoch
         self.epoch_size = samples_per_epoch or len(dataset)
-        self.num_samples = math.ceil(self.epoch_size / num_replicas)
-        self.total_size = self.num_samples * num_replicas
+        if not even and self.tiled:
+            self.epoch_size = min(self.epoch_size, len(dataset))  # each tile once
+        dealt = range(rank, self.epoch_size, num_replicas)  # this rank's keys without padding
+        self.num_samples = math.ceil(self.epoch_size / num_replicas) if even else len(dealt)
+        self.total_size = self.num_samples * num_replicas if even else self.epoch_size
 
     def epoch_keys(self) -> np.ndarray:
         """Every rank's keys of the current epoch, before dealing."""

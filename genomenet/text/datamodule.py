@@ -13,6 +13,13 @@ from genomenet.text.corpus import SPLITS, ByteRange, TextCorpus, open_corpus
 from genomenet.text.tokenizer import ByteTokenizer
 
 
+def data_parallel_rank() -> tuple[int, int]:
+    """(rank, world size) of the default process group; (0, 1) without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class TextWindows(Dataset):
     """Windows of `context_length` bytes of one split: drawn at random starts (key-seeded), or tiled end to end.
 
@@ -116,7 +123,9 @@ class TextDataModule(L.LightningDataModule):
         samples = self.samples_per_epoch if train else self.val_samples
         if train and samples is None:
             samples = max(1, self.corpus.splits[split].length // self.context_length)
-        sampler = WindowSampler(dataset, samples, shuffle=False, seed=dataset.seed)
+        rank, world = data_parallel_rank()
+        sampler = WindowSampler(dataset, samples, shuffle=False, seed=dataset.seed, num_replicas=world, rank=rank,
+                                even=train)  # distinct windows per rank; evaluation: each window once
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
                           drop_last=train, persistent_workers=self.num_workers > 0)
 

@@ -56,7 +56,9 @@ class FinalModelCheckpoint(ModelCheckpoint):
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
         final = trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step  # max_time sets should_stop
         if final and self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skips a step saved
+            saved = self._last_global_step_saved
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._last_global_step_saved = saved  # else a validation at this final step would save no top-k file
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -18,6 +18,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from genomenet.data.datamodule import GenomeDataModule
 from genomenet.downstream.regions import final_lines as region_final_lines
 from genomenet.downstream.regions import region_report, write_report_json
+from genomenet.downstream.segment_report import final_lines as segment_final_lines
+from genomenet.downstream.segment_report import segment_report
+from genomenet.downstream.segment_report import write_report_json as write_segment_json
 from genomenet.downstream.variant_report import final_lines as variant_final_lines
 from genomenet.downstream.variant_report import variant_report
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
@@ -29,6 +32,7 @@ from genomenet.training.callbacks import AtomicCheckpointIO, FinalModelCheckpoin
 from genomenet.training.finetune import RegionClassifier
 from genomenet.training.module import GenomeLM
 from genomenet.training.report import ReportConfig, final_lines, run_report
+from genomenet.training.segmenter import Segmenter
 from genomenet.training.strategy import SequenceParallelStrategy
 from genomenet.training.variant_finetune import VariantEffectClassifier
 
@@ -94,7 +98,7 @@ class GenomeCLI(LightningCLI):
             raise InputFileError(f"data.fasta: {fasta}: no such file")
 
     def instantiate_trainer(self, **kwargs: Any):
-        if isinstance(self.model, (RegionClassifier, VariantEffectClassifier)):
+        if isinstance(self.model, (RegionClassifier, VariantEffectClassifier, Segmenter)):
             self.datamodule.setup()   # reads and splits the labels: their errors come before the trainer says anything
             print(self.datamodule.summary(), flush=True)
             return self._with_atomic_checkpoints(super().instantiate_trainer(**kwargs))
@@ -143,6 +147,9 @@ class GenomeCLI(LightningCLI):
         if isinstance(self.model, RegionClassifier):
             self.region_report(cfg, export)
             return
+        if isinstance(self.model, Segmenter):
+            self.segment_report(cfg, export)
+            return
         if isinstance(self.model, TextLM):
             result = text_report(self.model, self.datamodule, cfg, self.export_dir(cfg), self.run_dir(), export)
             print(text_final_lines(result), flush=True)
@@ -170,6 +177,19 @@ class GenomeCLI(LightningCLI):
                                batch_size=self.datamodule.batch_size, probe_max_bases=cfg.probe_max_bases)
         write_report_json(report, self.run_dir() / "held_out_report.json")
         print(region_final_lines(report), flush=True)
+
+    def segment_report(self, cfg: ReportConfig, export: bool) -> None:
+        """The segmenter (its best checkpoint when one is monitored) beside its baselines, trained after it with
+        its steps, on the test split at base level."""
+        ckpt = self.trainer.checkpoint_callback
+        if cfg.use_best and ckpt is not None and ckpt.monitor and ckpt.best_model_path:
+            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            self.model.load_state_dict(state)
+            print(f"reporting the best checkpoint by {ckpt.monitor}: {ckpt.best_model_path}", flush=True)
+        report = segment_report(self.model, self.datamodule, self.trainer, list(cfg.segment_baselines),
+                                self.export_dir(cfg), export, cfg.segment_max_bases, cfg.segment_cnn_channels)
+        write_segment_json(report, self.run_dir() / "held_out_report.json")
+        print(segment_final_lines(report), flush=True)
 
 
 def check_ckpt_path(ckpt_path: str | None) -> None:

@@ -45,13 +45,19 @@ def target_nll(
     """(w, n) float64: NLL in nats of token j given tokens < j of its window; NaN where j is not scored (the first
     token, N, padding, specials)."""
     model.eval()
-    rows = []
+    device, rows = model_device(model), []
     for batch in batches(windows, batch_size, desc):
+        batch = batch.to(device, non_blocking=True)
         targets = causal_targets(batch, batch < n_id)  # position t predicts token t+1
         nll = token_nll(model(batch), targets).double()
         nll[targets == IGNORE] = float("nan")
-        rows.append(torch.cat([torch.full_like(nll[:, :1], float("nan")), nll[:, :-1]], dim=1))
+        rows.append(torch.cat([torch.full_like(nll[:, :1], float("nan")), nll[:, :-1]], dim=1).cpu())
     return torch.cat(rows).numpy()
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights are (evaluation batches go there); CPU for a model without parameters."""
+    return next(model.parameters(), torch.empty(0)).device
 
 
 def context_scores(

@@ -7,16 +7,18 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
 import torch
 
 from genomenet.baselines.markov import fit_markov
+from genomenet.data.region_tokens import RegionTokens, region_tokens
 from genomenet.training.context_gain import AttentionPattern, TargetKinds, bits_per_base, breakdown_table, paired_gain
 from genomenet.training.evaluation import (
     batches,
     context_scores,
     markov_alphabet,
+    model_device,
     save_context_plot,
     stack_windows,
     window_nll,
@@ -51,12 +53,21 @@ class ReportConfig:
     kmer_sizes: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
     """Region fine-tuning: the k-mer spectrum baseline's k is chosen on validation data among these."""
     use_best: bool = True
-    """Region fine-tuning: report and export the best checkpoint by checkpoint.monitor, when one is monitored."""
+    """Fine-tuning (regions, segmentation): report and export the best checkpoint by checkpoint.monitor, when one is
+    monitored."""
     probe_max_bases: int | None = None
     """Region fine-tuning: the linear probe fits on a seeded subset of at most this many training bases (windows x
     window length); None: every training window. Keeps the probe's embedding pass affordable at long windows."""
     length_multiples: list[int] = field(default_factory=lambda: [1, 4, 16])
     """Text models: held-out bits per byte with evaluation windows of these multiples of data.context_length."""
+    segment_baselines: list[Literal["scratch", "cnn"]] = field(default_factory=lambda: ["scratch", "cnn"])
+    """Segmentation: baselines trained after the model with its steps and batch size, and scored beside it:
+    scratch (the same architecture without pre-training), cnn (a dilated CNN on one-hot bases whose receptive field
+    is about the LongNet's shortest segment); empty: none."""
+    segment_max_bases: int = 2_000_000
+    """Segmentation: at most about this many test bases are scored (every s-th base of each test window)."""
+    segment_cnn_channels: int = 64
+    """Segmentation: channels of the CNN baseline."""
 
 
 @dataclass
@@ -80,18 +91,18 @@ def held_out_split(datamodule) -> str:
     return "test" if datamodule.regions.get("test") else "val"
 
 
-def training_tokens(datamodule) -> list[np.ndarray]:
-    """Token ids of every training region, whole (for counting the Markov baseline)."""
-    tok, genome = datamodule.tokenizer, datamodule.genome
-    return [np.asarray(tok.encode_packed(genome.window(r.chrom, r.start, r.end))) for r in datamodule.regions["train"]]
+def training_tokens(datamodule) -> list[RegionTokens]:
+    """Token ids of every training region, encoded a slice at a time as the Markov baseline streams over them."""
+    return region_tokens(datamodule.genome, datamodule.tokenizer, datamodule.regions["train"])
 
 
 def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path, export: bool = True) -> HeldOut:
     """Score the held-out windows with the trained model and the Markov baseline; export the model (if `export`)."""
     t0 = time.perf_counter()
-    model, tok, k = module.model.cpu().float().eval(), datamodule.tokenizer, module.bases_per_token
+    model = module.model.to(scoring_device(module)).float().eval()  # scored in float32 where it trained
+    tok, k = datamodule.tokenizer, module.bases_per_token
     split = held_out_split(datamodule)
-    loaded = list(datamodule.dataloader(split))
+    loaded = list(datamodule.dataloader(split, every_rank=True))  # rank 0 alone scores every held-out window
     windows = stack_windows(loaded, cfg.max_windows)  # (w, n)
     soft_mask = stack_windows(loaded, cfg.max_windows, key="soft_mask") if "soft_mask" in loaded[0] else None
     desc = f"scoring {len(windows):,} held-out windows"
@@ -117,11 +128,20 @@ def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path, export:
 @torch.no_grad()
 def masked_nll(module, windows: torch.Tensor, desc: str | None = None, batch_size: int = 16) -> tuple[float, int]:
     """(NLL in nats, scored tokens) of a masked LM on its BERT-masked tokens, masks fixed by the batch index."""
-    total, count = 0.0, 0
+    total, count, device = 0.0, 0, model_device(module.model)
     for i, batch in enumerate(batches(windows, batch_size, desc)):
-        nll, n = module.nll(batch, torch.Generator().manual_seed(i))
+        nll, n = module.nll(batch.to(device), torch.Generator(device).manual_seed(i))
         total, count = total + float(nll), count + int(n)
     return total, count
+
+
+def scoring_device(module) -> torch.device:
+    """The device the trainer ran on (Lightning moves the module back to CPU when fit ends), else the module's own:
+    the report scores there, so a GPU run is not evaluated on the CPU."""
+    try:
+        return module.trainer.strategy.root_device
+    except (RuntimeError, AttributeError):  # not attached to a Trainer
+        return model_device(module.model)
 
 
 def long_context(
