@@ -363,3 +363,19 @@ def test_fit_without_an_annotation_says_what_to_give(tmp_path: Path, capfd: pyte
     code = main(["fit", "--config", CONFIG, "--data.fasta", str(CHR20), "--checkpoint.dirpath", str(tmp_path)])
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "data.annotation" in err[0], err
+
+
+def test_a_warm_start_may_lengthen_the_attention_branches_but_not_change_the_shape(tmp_path: Path) -> None:
+    from inference_models import tiny_model
+
+    from genomenet.model.pretrained import load_pretrained
+    from genomenet.training.segmenter import with_geometry
+
+    trained = load_pretrained(tiny_model(tmp_path / "lm", seed=0)).cfg
+    longer = with_geometry(trained, LongNetConfig(segment_lengths=[64, 256, 4096], dilation_rates=[1, 4, 64]), "lm")
+    assert (longer.segment_lengths, longer.dilation_rates) == ([64, 256, 4096], [1, 4, 64])
+    assert (longer.n_layers, longer.d_model, longer.vocab_size) == (trained.n_layers, trained.d_model,
+                                                                      trained.vocab_size)
+    assert with_geometry(trained, LongNetConfig(), "lm") == trained
+    with pytest.raises(ConfigError, match="d_model"):
+        with_geometry(trained, LongNetConfig(d_model=64), "lm")
