@@ -9,19 +9,18 @@ as). A training checkpoint of the classifier holds the same under its `genomenet
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 
 from genomenet.errors import InputFileError
 from genomenet.model.heads import RegionClassifierNet
 from genomenet.model.longnet import LongNet, LongNetConfig
+from genomenet.model.pretrained import CONFIG, WEIGHTS, write_model_dir
 
 FORMAT = "genomenet-classifier/1"
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
 CHECKPOINT_KEY = "genomenet_classifier"
 
 
@@ -55,13 +54,7 @@ def build_classifier(info: ClassifierInfo, pad_id: int) -> RegionClassifierNet:
 
 def export_classifier(net: RegionClassifierNet, info: ClassifierInfo, out_dir: str | Path) -> Path:
     """Write model.safetensors and config.json into out_dir; each file appears whole or not at all."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(net, str(out / f".{WEIGHTS}.tmp"))
-    os.replace(out / f".{WEIGHTS}.tmp", out / WEIGHTS)
-    (out / f".{CONFIG}.tmp").write_text(json.dumps(info.to_dict(), indent=2) + "\n")
-    os.replace(out / f".{CONFIG}.tmp", out / CONFIG)
-    return out
+    return write_model_dir(net, info.to_dict(), out_dir)
 
 
 def load_classifier(path: str | Path, pad_id_for=None, map_location: str = "cpu") -> RegionClassifierNet:

@@ -69,11 +69,17 @@ def _alphabet_of(d: dict) -> str:
 
 def export_model(model: LongNet, info: PretrainedInfo, out_dir: str | Path) -> Path:
     """Write `model.safetensors` and `config.json` into out_dir (created); each file appears whole or not at all."""
+    return write_model_dir(model, info.to_dict(), out_dir)
+
+
+def write_model_dir(module: torch.nn.Module, config: dict, out_dir: str | Path) -> Path:
+    """`model.safetensors` (the module's weights; tied ones once) and `config.json` into out_dir (created), each
+    written to a temporary name and renamed, so each appears whole or not at all. Every exported format uses it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(out / f".{WEIGHTS}.tmp"))  # handles the tied embedding / head weight
+    save_model(module, str(out / f".{WEIGHTS}.tmp"))  # handles the tied embedding / head weight
     os.replace(out / f".{WEIGHTS}.tmp", out / WEIGHTS)
-    (out / f".{CONFIG}.tmp").write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+    (out / f".{CONFIG}.tmp").write_text(json.dumps(config, indent=2) + "\n")
     os.replace(out / f".{CONFIG}.tmp", out / CONFIG)
     return out
 

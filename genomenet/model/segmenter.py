@@ -14,20 +14,19 @@ same under its `genomenet_segmenter` key. `load_segmenter` reads either without 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 from torch import Tensor, nn
 
 from genomenet.errors import InputFileError
 from genomenet.model.longnet import LongNet, LongNetConfig
+from genomenet.model.pretrained import CONFIG, WEIGHTS, write_model_dir
 
 FORMAT = "genomenet-segmenter/1"
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
 CHECKPOINT_KEY = "genomenet_segmenter"
 HeadKind = Literal["linear", "conv"]
 Strands = Literal["forward", "both"]
@@ -129,13 +128,7 @@ def build_segmenter(info: SegmenterInfo, rc_ids: Tensor | None, pad_id: int, dro
 
 def export_segmenter(net: SegmenterNet, info: SegmenterInfo, out_dir: str | Path) -> Path:
     """Write model.safetensors and config.json into out_dir; each file appears whole or not at all."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(net, str(out / f".{WEIGHTS}.tmp"))
-    os.replace(out / f".{WEIGHTS}.tmp", out / WEIGHTS)
-    (out / f".{CONFIG}.tmp").write_text(json.dumps(info.to_dict(), indent=2) + "\n")
-    os.replace(out / f".{CONFIG}.tmp", out / CONFIG)
-    return out
+    return write_model_dir(net, info.to_dict(), out_dir)
 
 
 def load_segmenter(path: str | Path, tokenizer_for, map_location: str = "cpu") -> SegmenterNet:
