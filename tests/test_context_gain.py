@@ -9,15 +9,18 @@ import pytest
 import torch
 
 from genomenet.attention import dilated_attention
-from genomenet.training.context_gain import (
+from genomenet.evaluation.context_gain import (
     NO_COPY,
     AttentionPattern,
     TargetKinds,
-    bits_per_base,
     breakdown_table,
     paired_gain,
     repeat_distance,
+    scored_sum_and_count,
 )
+from genomenet.evaluation.lm_scores import context_curve, target_nll, window_nll
+from genomenet.model.longnet import LongNet, LongNetConfig
+from genomenet.model.objectives import bits_per_base, causal_targets, nll_sum_and_count
 
 
 def brute_force_distance(row: list[int], n_id: int, match: int) -> list[int]:
@@ -106,4 +109,26 @@ def test_breakdown_table_has_a_row_per_context_and_a_column_per_kind() -> None:
     table = breakdown_table(scores, kinds, bases_per_token=1).splitlines()
     assert "all (8)" in table[0] and "soft-masked (2)" in table[0]
     assert table[2].split()[:3] == ["256", "1.5000", "1.5000"]
-    assert bits_per_base(scores[16], None, bases_per_token=2) == pytest.approx(1.0)
+    assert bits_per_base(*scored_sum_and_count(scores[16]), bases_per_token=2) == pytest.approx(1.0)
+
+
+def test_every_bits_per_base_figure_agrees_on_the_same_targets() -> None:
+    """The logged metric (tensor sums), the report's headline (window sums), the context curve and the breakdown
+    table all go through `objectives.bits_per_base`, so one model on one set of targets gives one figure."""
+    model = LongNet(LongNetConfig(vocab_size=20, n_layers=1, d_model=16, n_heads=2, attention="dense")).eval()
+    k, n_id, windows = 2, 16, torch.randint(0, 17, (3, 40))  # 2-mer ids 0..15, 16 = N (never a target)
+    with torch.no_grad():
+        logged = float(bits_per_base(*nll_sum_and_count(model(windows), causal_targets(windows, windows < n_id)), k))
+    headline = bits_per_base(*window_nll(model, windows, n_id), k)
+    nll = target_nll(model, windows, n_id)  # (w, n), NaN where unscored
+    table = bits_per_base(*scored_sum_and_count(nll), k)
+    breakdown = float(breakdown_table({1: nll}, TargetKinds({}), k).splitlines()[1].split()[1])
+    curve = context_curve(model, windows, n_id, contexts=[1], score_tokens=39, bases_per_token=k)[1]
+    assert logged == pytest.approx(headline, rel=1e-5)
+    assert table == pytest.approx(headline, rel=1e-9)
+    assert breakdown == pytest.approx(headline, abs=5e-5)
+    assert curve == pytest.approx(headline, rel=1e-9)
+
+
+def test_bits_per_base_is_nan_when_no_target_was_scored() -> None:
+    assert math.isnan(bits_per_base(*scored_sum_and_count(np.full((2, 3), np.nan)), bases_per_token=3))

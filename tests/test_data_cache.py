@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import multiprocessing
 import os
 import pickle
+import threading
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -12,8 +16,10 @@ from Bio import SeqIO
 from Bio.bgzf import BgzfWriter
 from conftest import CHR20, DMEL, LAMBDA
 
+from genomenet.data import cache as cache_module
 from genomenet.data.cache import PreparedGenome, cache_entry, default_cache_dir, prepare
 from genomenet.data.tokenizers import NucleotideTokenizer
+from genomenet.errors import InputFileError
 
 
 def biopython_records(path) -> dict[str, str]:
@@ -172,3 +178,162 @@ def test_cache_window_tokenizes_like_the_text(dmel):
     np.testing.assert_array_equal(
         tok.encode_packed(dmel.window(name, 0, 3000).copy()), tok.encode(dmel.sequence(name, 0, 3000))
     )
+
+
+# content, damage and concurrency ----------------------------------------------------------------------------
+
+
+def random_fasta(rng: np.random.Generator, length: int) -> bytes:
+    return b">r\n" + rng.choice(np.frombuffer(b"ACGTacgtN", np.uint8), size=length).tobytes() + b"\n"
+
+
+def entry_names(cache_dir) -> list[str]:
+    """Everything in the cache folder, hidden names (locks, builds) included."""
+    return sorted(p.name for p in cache_dir.iterdir())
+
+
+def test_changing_the_fasta_content_at_the_same_size_rebuilds(write_fasta, cache_dir):
+    rng = np.random.default_rng(11)
+    data = random_fasta(rng, 5000)
+    path = write_fasta(data)
+    prepare(path, cache_dir)
+    position = 3 + int(rng.integers(0, 5000))
+    changed = data[:position] + (b"A" if data[position:position + 1] != b"A" else b"C") + data[position + 1:]
+    path.write_bytes(changed)
+    os.utime(path, ns=(2_000_000_000, 2_000_000_000))  # a different mtime, same size: only the hash tells
+    genome = prepare(path, cache_dir)
+    assert genome.sequence("r", 0, 5000) == changed[3:-1].decode()
+    assert entry_names(cache_dir) == [cache_entry(path, cache_dir).name]
+
+
+def test_touching_or_rewriting_the_fasta_with_the_same_bytes_keeps_the_cache(write_fasta, cache_dir, monkeypatch):
+    data = random_fasta(np.random.default_rng(12), 3000)
+    path = write_fasta(data)
+    first = prepare(path, cache_dir)
+    array_inode = (first.directory / "0.u8").stat().st_ino
+    monkeypatch.setattr(cache_module, "_build", lambda *a: pytest.fail("rebuilt a FASTA whose bytes did not change"))
+    path.write_bytes(data)
+    os.utime(path, ns=(3_000_000_000, 3_000_000_000))
+    assert prepare(path, cache_dir).sequence("r", 0, 3000) == data[3:-1].decode()
+    assert (first.directory / "0.u8").stat().st_ino == array_inode
+    hashed = []
+    monkeypatch.setattr(cache_module, "file_sha256", lambda p: hashed.append(p))
+    prepare(path, cache_dir)  # the new mtime was recorded: trusted again without reading the FASTA
+    assert hashed == []
+
+
+def test_truncated_array_is_detected_and_rebuilt(write_fasta, cache_dir):
+    data = random_fasta(np.random.default_rng(13), 4000)
+    genome = prepare(write_fasta(data), cache_dir)
+    with open(genome.directory / "0.u8", "r+b") as handle:
+        handle.truncate(1234)
+    with pytest.raises(InputFileError, match="damaged"):
+        PreparedGenome(genome.directory).window("r", 0, 10)
+    rebuilt = prepare(genome.source["path"], cache_dir)
+    assert rebuilt.sequence("r", 0, 4000) == data[3:-1].decode()
+    rebuilt.verify()
+
+
+@pytest.mark.parametrize("index_text", ["{\"version\": 2, \"sour", "[]", ""], ids=["cut", "wrong_shape", "empty"])
+def test_damaged_index_is_one_line_for_readers_and_rebuilt_by_prepare(index_text, write_fasta, cache_dir):
+    path = write_fasta(b">a\nACGTN\n")
+    directory = prepare(path, cache_dir).directory
+    (directory / "index.json").write_text(index_text)
+    with pytest.raises(InputFileError, match="damaged cache entry") as err:
+        PreparedGenome(directory)
+    assert "\n" not in str(err.value)
+    assert prepare(path, cache_dir).sequence("a", 0, 5) == "ACGTN"
+
+
+def test_leftover_build_of_a_killed_process_is_removed_and_no_lock_file_stays(write_fasta, cache_dir):
+    path = write_fasta(b">a\nACGT\n")
+    entry = cache_entry(path, cache_dir)
+    (cache_dir / f".build-{entry.name}-killed").mkdir(parents=True)
+    prepare(path, cache_dir)
+    assert entry_names(cache_dir) == [entry.name]
+
+
+def _prepare_in_child(fasta: str, cache: str, log: str, barrier, results) -> None:
+    """Spawned: prepare after the barrier; every build is logged and held open a while, to make the race real."""
+    build = cache_module._build
+
+    def logged_build(path, folder, progress):
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        time.sleep(0.5)
+        build(path, folder, progress)
+
+    cache_module._build = logged_build
+    barrier.wait()
+    genome = prepare(fasta, cache)
+    results.put((str(genome.directory), {name: zlib.crc32(genome.array(name)) for name in genome.names}))
+
+
+def test_two_processes_preparing_one_fasta_both_succeed_with_one_build_and_one_entry(tmp_path, cache_dir):
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results, log = ctx.Barrier(2), ctx.Queue(), tmp_path / "builds.log"
+    procs = [ctx.Process(target=_prepare_in_child, args=(str(DMEL), str(cache_dir), str(log), barrier, results))
+             for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    got = [results.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    assert got[0] == got[1]
+    assert len(log.read_text().split()) == 1
+    assert entry_names(cache_dir) == [cache_entry(DMEL, cache_dir).name]
+    genome = prepare(DMEL, cache_dir)
+    assert {name: zlib.crc32(genome.array(name)) for name in genome.names} == got[0][1]
+    assert genome.sequence(genome.names[0], 0, genome.lengths[genome.names[0]]) == next(
+        iter(biopython_records(DMEL).values()))
+
+
+def test_a_reader_polling_while_another_process_publishes_never_sees_a_partial_entry(tmp_path, cache_dir):
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    writer = ctx.Process(target=_prepare_in_child, args=(str(DMEL), str(cache_dir), str(tmp_path / "log"), barrier,
+                                                         results))
+    writer.start()
+    entry, seen, deadline = cache_entry(DMEL, cache_dir), [], time.monotonic() + 120
+    barrier.wait()
+    while time.monotonic() < deadline:
+        alive = writer.is_alive()
+        if not entry.exists():
+            seen.append("absent")
+            if not alive:
+                break
+            continue
+        genome = PreparedGenome(entry)  # raises if the folder is there without its index
+        genome.verify()  # raises if an array is short or differs from its recorded CRC
+        seen.append("complete")
+        if not alive:
+            break
+    writer.join(timeout=60)
+    assert writer.exitcode == 0 and seen[0] == "absent" and seen[-1] == "complete"
+
+
+def test_threads_preparing_while_others_read_all_get_the_same_genome(write_fasta, cache_dir):
+    data = random_fasta(np.random.default_rng(14), 20_000)
+    path, results, errors = write_fasta(data), [], []
+
+    def run():
+        try:
+            results.append(prepare(path, cache_dir).sequence("r", 0, 20_000))
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and results == [data[3:-1].decode()] * 4
+    assert entry_names(cache_dir) == [cache_entry(path, cache_dir).name]
+
+
+def test_cli_prepare_subcommand_prints_where_the_cache_is(cache_dir, capsys):
+    from genomenet.cli import main
+
+    assert main(["prepare", str(LAMBDA), "--cache-dir", str(cache_dir)]) == 0
+    assert str(cache_entry(LAMBDA, cache_dir)) in capsys.readouterr().out

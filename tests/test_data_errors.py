@@ -7,7 +7,8 @@ import gzip
 import pytest
 from conftest import DMEL, LAMBDA
 
-from genomenet.data.cache import prepare, prepare_main
+from genomenet.cli import prepare_main
+from genomenet.data.cache import prepare
 from genomenet.data.datamodule import GenomeDataModule
 from genomenet.data.intervals import read_bed
 from genomenet.errors import ConfigError, InputFileError

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from genomenet.model.longnet import LongNet, LongNetConfig
-from genomenet.training.callbacks import AtomicCheckpointIO
-from genomenet.training.evaluation import (
+from genomenet.evaluation.lm_report import masked_nll, max_markov_order, scoring_device
+from genomenet.evaluation.lm_scores import (
     context_curve,
     context_scores,
     context_table,
@@ -19,7 +18,8 @@ from genomenet.training.evaluation import (
     target_nll,
     window_nll,
 )
-from genomenet.training.report import masked_nll, max_markov_order, scoring_device
+from genomenet.model.longnet import LongNet, LongNetConfig
+from genomenet.training.callbacks import AtomicCheckpointIO
 
 CFG = LongNetConfig(vocab_size=10, n_layers=1, d_model=16, n_heads=2, attention="dense")
 

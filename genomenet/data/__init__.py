@@ -14,7 +14,6 @@ import importlib
 _EXPORTS = {
     "PreparedGenome": "cache",
     "prepare": "cache",
-    "prepare_main": "cache",
     "GenomeDataModule": "datamodule",
     "split_regions": "datamodule",
     "Interval": "intervals",

@@ -2,20 +2,30 @@
 
 Layout of a cache entry `<cache_dir>/<fasta name>-<hash of its path>/`:
 
-- `index.json`: format version, the source's fingerprint (size, mtime, hash of its first MiB), and per chromosome
-  its name, length, array file, N runs (`[[start, end), ...]`), soft-masked base count and CRC-32 of the array.
+- `index.json`: format version, the source's size, mtime and SHA-256 of its bytes, and per chromosome its name,
+  length, array file, N runs (`[[start, end), ...]`), soft-masked base count and CRC-32 of the array.
 - `<i>.u8`: raw bytes, one per base: base code (A0 C1 G2 T3 N4) in the low bits, soft mask (lowercase) in bit 7.
 - `source.fai` (+ `source.gzi` for bgzip, + `source.fa` for plain gzip, decompressed): pyfaidx's index, used by
   `PreparedGenome.fasta()` to read the original text.
 
-An entry is built in a temporary folder and published with `os.replace`, so it is complete or absent, never half
-written; it is rebuilt when the FASTA's fingerprint changes. Preparing streams each record in chunks: memory stays
-bounded by a chunk, not a chromosome.
+Validity is decided by content: an entry whose source has the recorded size and mtime is trusted without reading
+the FASTA; otherwise the FASTA is hashed (about 1 GB/s) and the entry kept if the SHA-256 matches (its mtime is then
+re-recorded), rebuilt if not. So a FASTA rewritten or touched with the same bytes keeps its cache, while one edited in
+place with the same size and its mtime forced back is missed (run `prepare` with a fresh cache then). An entry with
+an unreadable index or an array of the wrong size is damaged and is rebuilt.
+
+Builders of one entry hold an exclusive lock (`fcntl.flock` on `.<entry>.lock`, removed on release): a second
+process preparing the same FASTA waits, then reuses the first one's entry. An entry is built in a private temporary
+folder inside the cache, `index.json` written last, and published with one `os.replace` of the folder, so a reader
+sees it complete or absent, never half written. Replacing a stale entry takes two renames under the lock: `prepare`
+in another process that finds the entry absent in between waits on the lock and gets the new one; a
+`PreparedGenome(folder)` opened directly in that instant (its FASTA changed under it) fails with one line.
+Preparing streams each record in chunks: memory stays bounded by a chunk, not a chromosome.
 """
 
 from __future__ import annotations
 
-import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +34,8 @@ import shutil
 import sys
 import tempfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +43,11 @@ import numpy as np
 import pyfaidx
 from tqdm import tqdm
 
-from genomenet.data.fasta import FastaFile, Record, check_readable, fingerprint, open_fasta_text
+from genomenet.data.fasta import FastaFile, Record, check_readable, open_fasta_text
 from genomenet.data.tokenizers import CODE_MASK, INVALID, N_CODE, SOFT_MASK_BIT, pack
-from genomenet.errors import GenomenetError, InputFileError
+from genomenet.errors import InputFileError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CHUNK_BASES = 8 << 20
 
 
@@ -70,9 +82,14 @@ class PreparedGenome:
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
-        index = json.loads((self.directory / "index.json").read_text())
-        self.source = index["source"]
-        self.chromosomes = {c["name"]: _chromosome_from_json(c) for c in index["chromosomes"]}
+        try:
+            index = json.loads((self.directory / "index.json").read_text())
+            self.source = index["source"]
+            self.chromosomes = {c["name"]: _chromosome_from_json(c) for c in index["chromosomes"]}
+        except FileNotFoundError:
+            raise InputFileError(f"{self.directory}: not a prepared genome (no index.json); run prepare") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise InputFileError(f"{self.directory}: damaged cache entry ({err!r}); run prepare again") from None
         self._maps: dict[str, np.memmap] = {}
 
     def __getstate__(self) -> dict:
@@ -106,6 +123,10 @@ class PreparedGenome:
         """The whole record as a read-only memmap of packed bytes (nothing is read until sliced)."""
         if name not in self._maps:
             chrom = self.chromosome(name)
+            size = (self.directory / chrom.file).stat().st_size
+            if size != chrom.length:
+                raise InputFileError(f"{self.directory}: cached record '{name}' has {size:,} of its {chrom.length:,} "
+                                     "bytes (damaged); run prepare again")
             self._maps[name] = np.memmap(self.directory / chrom.file, dtype=np.uint8, mode="r", shape=(chrom.length,))
         return self._maps[name]
 
@@ -190,60 +211,130 @@ def _crc32(array: np.ndarray) -> int:
 def prepare(
     fasta_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, progress: bool = False
 ) -> PreparedGenome:
-    """The prepared genome of a FASTA, built on first use and rebuilt when the FASTA changes.
+    """The prepared genome of a FASTA, built on first use and rebuilt when the FASTA's content changes.
 
-    Raises `InputFileError` (naming the file and the record or line) for anything that is not a clean FASTA of
-    IUPAC nucleotides; nothing is left in the cache then.
+    Safe to call from several processes at once: one builds, the others wait and reuse its entry. Raises
+    `InputFileError` (naming the file and the record or line) for anything that is not a clean FASTA of IUPAC
+    nucleotides; nothing is left in the cache then.
     """
     path = Path(fasta_path)
     check_readable(path)
     entry = cache_entry(path, cache_dir)
-    if _is_current(entry, path):
-        return PreparedGenome(entry)
+    genome = _open_current(entry, path, may_hash=False)
+    if genome is not None:
+        return genome
     entry.parent.mkdir(parents=True, exist_ok=True)
+    with _entry_lock(entry):
+        genome = _open_current(entry, path, may_hash=True)
+        if genome is not None:
+            return genome
+        _remove_leftovers(entry)
+        return _build_and_publish(path, entry, progress)
+
+
+def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, streamed (about 1 GB/s)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _open_current(entry: Path, path: Path, may_hash: bool) -> PreparedGenome | None:
+    """The entry if it is complete and its source unchanged; None if absent, stale or damaged.
+
+    The source's size and mtime as recorded mean unchanged; a different mtime means hashing the FASTA (`may_hash`,
+    under the lock), and when the bytes are the same the new mtime is recorded so the next open is fast again.
+    """
+    index = _complete_index(entry)
+    if index is None:
+        return None
+    source, stat = index["source"], path.stat()
+    if stat.st_size != source["size"]:
+        return None
+    if stat.st_mtime_ns != source["mtime_ns"]:
+        if not may_hash or file_sha256(path) != source["sha256"]:
+            return None
+        _write_json(entry / "index.json", {**index, "source": {**source, "mtime_ns": stat.st_mtime_ns}})
+    try:
+        return PreparedGenome(entry)
+    except InputFileError:  # replaced between the check and the open
+        return None
+
+
+def _complete_index(entry: Path) -> dict | None:
+    """The entry's index if it has this format and every array has its length; None if absent or damaged."""
+    try:
+        index = json.loads((entry / "index.json").read_text())
+        if index["version"] != FORMAT_VERSION or not {"size", "mtime_ns", "sha256"} <= index["source"].keys():
+            return None
+        if all((entry / c["file"]).stat().st_size == c["length"] for c in index["chromosomes"]):
+            return index
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
+
+
+@contextmanager
+def _entry_lock(entry: Path) -> Iterator[None]:
+    """Hold the entry's build lock. The lock file is removed on release, so a waiter that then holds the lock of a
+    removed file tries again on a fresh one; no lock file outlives its holder."""
+    lock_path = entry.with_name(f".{entry.name}.lock")
+    while True:
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock_path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        os.unlink(lock_path)
+        os.close(fd)
+
+
+def _remove_leftovers(entry: Path) -> None:
+    """Builds of this entry left by a killed process (under the lock no other builder of it runs)."""
+    for folder in entry.parent.glob(f".build-{entry.name}-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _build_and_publish(path: Path, entry: Path, progress: bool) -> PreparedGenome:
     build = Path(tempfile.mkdtemp(prefix=f".build-{entry.name}-", dir=entry.parent))
     os.chmod(build, 0o755)
     try:
         _build(path, build, progress)
-        _publish(build, entry, path)
+        _publish(build, entry)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return PreparedGenome(entry)
 
 
-def _is_current(entry: Path, path: Path) -> bool:
-    """An entry is current when its format, the source's fingerprint and every array's size match."""
-    try:
-        index = json.loads((entry / "index.json").read_text())
-    except (OSError, ValueError):
-        return False
-    if index.get("version") != FORMAT_VERSION or index["source"]["fingerprint"] != fingerprint(path):
-        return False
-    return all(
-        (entry / c["file"]).is_file() and (entry / c["file"]).stat().st_size == c["length"]
-        for c in index["chromosomes"]
-    )
-
-
-def _publish(build: Path, entry: Path, path: Path) -> None:
-    """Swap the finished build in atomically; if another process published first, keep theirs."""
+def _publish(build: Path, entry: Path) -> None:
+    """Move a finished build into place (the caller holds the entry's lock), removing a stale entry."""
     stale = None
     if entry.exists():
-        stale = entry.with_name(f".stale-{entry.name}-{os.getpid()}")
-        try:
-            os.replace(entry, stale)
-        except FileNotFoundError:
-            stale = None
-    try:
-        os.replace(build, entry)
-    except OSError:
-        if not _is_current(entry, path):
-            raise
+        stale = build.with_name(build.name + "-stale")
+        os.replace(entry, stale)
+    os.replace(build, entry)
     if stale is not None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def _write_json(out: Path, value: dict) -> None:
+    """Write a JSON file atomically: a reader sees the old or the new content, never a part."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, out)
+
+
 def _build(path: Path, build: Path, progress: bool) -> None:
+    stat = path.stat()
+    sha256 = file_sha256(path)
     fasta = open_fasta_text(path, build)
     records = fasta.records()
     if not records:
@@ -258,7 +349,11 @@ def _build(path: Path, build: Path, progress: bool) -> None:
         for i, record in enumerate(records):
             chromosomes.append(_write_record(fasta, record, build / f"{i}.u8", bar))
     fasta.close()
-    _write_index(path, fasta, build, chromosomes)
+    after = path.stat()
+    if (after.st_size, after.st_mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+        raise InputFileError(f"{path}: the file changed while it was being prepared; run prepare again")
+    source = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}
+    _write_index(path, fasta, build, chromosomes, source)
 
 
 def _write_record(fasta: FastaFile, record: Record, out: Path, bar: tqdm) -> dict:
@@ -307,31 +402,11 @@ def _merge_runs(runs: list[list[int]]) -> list[list[int]]:
     return merged
 
 
-def _write_index(path: Path, fasta: FastaFile, build: Path, chromosomes: list[dict]) -> None:
+def _write_index(path: Path, fasta: FastaFile, build: Path, chromosomes: list[dict], source: dict) -> None:
+    """Written last: a build folder with an index is complete."""
     text = "source.fa" if fasta.text_path.parent == build else str(path.resolve())
     reader = {"text": text, "fai": fasta.fai.name, "gzi": fasta.gzi.name if fasta.gzi else None}
-    source = {"path": str(path.resolve()), "fingerprint": fingerprint(path), "reader": reader}
+    source = {"path": str(path.resolve()), **source, "reader": reader}
     index = {"version": FORMAT_VERSION, "source": source, "chromosomes": chromosomes}
     (build / "index.json").write_text(json.dumps(index))
 
-
-# command line ---------------------------------------------------------------------------------------------
-
-
-def prepare_main(argv: list[str] | None = None) -> int:
-    """`genomenet prepare FASTA [--cache-dir DIR]`: build (or reuse) the prepared cache and say where it is."""
-    parser = argparse.ArgumentParser(prog="genomenet prepare", description=prepare_main.__doc__)
-    parser.add_argument("fasta", help="FASTA file: plain, gzip or bgzip; IUPAC nucleotides, soft mask kept")
-    parser.add_argument("--cache-dir", default=None, help="cache folder (default: $GENOMENET_CACHE or "
-                        "~/.cache/genomenet)")
-    args = parser.parse_args(argv)
-    try:
-        genome = prepare(args.fasta, args.cache_dir, progress=True)
-    except GenomenetError as err:
-        print(f"genomenet: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except OSError as err:  # e.g. a cache folder that cannot be written
-        print(f"genomenet: error: {err.filename or args.fasta}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    print(f"{args.fasta}: {len(genome.chromosomes)} records, {genome.total_length:,} bp -> {genome.directory}")
-    return 0

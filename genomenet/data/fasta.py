@@ -8,7 +8,6 @@ read-only folders. pyfaidx cannot index plain gzip, so such files are decompress
 from __future__ import annotations
 
 import gzip
-import hashlib
 import re
 import shutil
 import struct
@@ -24,7 +23,6 @@ from genomenet.errors import InputFileError
 
 Compression = Literal["plain", "gzip", "bgzip"]
 _GZIP_MAGIC = b"\x1f\x8b"
-_HEAD_BYTES = 1 << 20
 
 
 def compression_of(path: Path) -> Compression:
@@ -35,14 +33,6 @@ def compression_of(path: Path) -> Compression:
         return "plain"
     has_extra = len(head) >= 4 and head[3] & 0x04
     return "bgzip" if has_extra and head[12:14] == b"BC" else "gzip"
-
-
-def fingerprint(path: Path) -> dict:
-    """What identifies a FASTA's content cheaply: size, mtime and a hash of its first MiB (header included)."""
-    stat = path.stat()
-    with open(path, "rb") as handle:
-        head = hashlib.sha1(handle.read(_HEAD_BYTES)).hexdigest()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "head_sha1": head}
 
 
 def check_readable(path: Path) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IGNORE = -100
 """Target id that the loss skips."""
@@ -66,8 +69,14 @@ def nll_sum_and_count(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     return token_nll(logits, targets).sum(), (targets != IGNORE).sum()
 
 
-def bits_per_base(nll_nats: float | Tensor, n_tokens: int | Tensor, bases_per_token: int = 1) -> float | Tensor:
-    """Bits per nucleotide: token NLL in bits divided by the bases a token covers (k for k-mer tokens)."""
+def bits_per_base(
+    nll_nats: float | Tensor | np.ndarray, n_tokens: int | Tensor | np.ndarray, bases_per_token: int = 1
+) -> float | Tensor | np.ndarray:
+    """Bits per nucleotide from a sum of token NLL in nats over `n_tokens` tokens: NLL in bits divided by the bases
+    the tokens cover (k per token for k-mer tokens). The one definition every metric, table and report uses; NaN
+    when no token was scored."""
+    if isinstance(n_tokens, int | float) and n_tokens == 0:
+        return float("nan")
     return nll_nats / (n_tokens * bases_per_token * math.log(2))
 
 

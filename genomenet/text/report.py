@@ -12,7 +12,6 @@ import bz2
 import gzip
 import json
 import lzma
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from genomenet.errors import ConfigError
 from genomenet.model.longnet import LongNet
-from genomenet.model.objectives import IGNORE, causal_targets, token_nll
+from genomenet.model.objectives import IGNORE, bits_per_base, causal_targets, token_nll
 
 
 @dataclass
@@ -124,7 +123,7 @@ def bits_per_byte(model, data: np.ndarray, length: int, device: torch.device, to
         token = token_nll(model(batch).float(), targets)
         nll += float(token[targets != IGNORE].double().sum())
         count += int((targets != IGNORE).sum())
-    return nll / (count * math.log(2))
+    return bits_per_base(nll, count)  # a byte is the unit: bits per byte
 
 
 def length_table(rows: dict[str, tuple[int, dict[int, float]]], compressors: dict[str, float]) -> str:

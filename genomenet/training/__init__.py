@@ -1,1 +1,2 @@
-"""Lightning side of genomenet: the LM module, callbacks, checkpoint I/O and held-out evaluation."""
+"""Lightning side of genomenet: the LM module, callbacks, checkpoint I/O and fine-tuning (held-out evaluation lives in
+`genomenet.evaluation`)."""

@@ -24,6 +24,7 @@ from genomenet.downstream.segment_report import write_report_json as write_segme
 from genomenet.downstream.variant_report import final_lines as variant_final_lines
 from genomenet.downstream.variant_report import variant_report
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
+from genomenet.evaluation.lm_report import ReportConfig, final_lines, run_report
 from genomenet.model.pretrained import read_checkpoint
 from genomenet.text.module import TextLM
 from genomenet.text.report import final_lines as text_final_lines
@@ -31,7 +32,6 @@ from genomenet.text.report import text_report
 from genomenet.training.callbacks import AtomicCheckpointIO, FinalModelCheckpoint, TokensPerSecond, WindowScoresWriter
 from genomenet.training.finetune import RegionClassifier
 from genomenet.training.module import GenomeLM
-from genomenet.training.report import ReportConfig, final_lines, run_report
 from genomenet.training.segmenter import Segmenter
 from genomenet.training.strategy import SequenceParallelStrategy
 from genomenet.training.variant_finetune import VariantEffectClassifier

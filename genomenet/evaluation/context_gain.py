@@ -1,7 +1,7 @@
 """Where long context pays: held-out bits per base by preceding context, split into kinds of target.
 
 The model scores the same last tokens of each held-out window given more and more preceding context
-(`evaluation.context_scores`). Here the targets are split by what long context could offer them:
+(`lm_scores.context_scores`). Here the targets are split by what long context could offer them:
 
 - `soft-masked`: the FASTA has the base in lowercase (annotated repeats: transposons, satellites);
 - `unmasked`: the rest;
@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from torch import Tensor
+
+from genomenet.model.objectives import bits_per_base
 
 NO_COPY = np.iinfo(np.int64).max
 
@@ -120,11 +122,12 @@ class AttentionPattern:
         return reach
 
 
-def bits_per_base(nll: np.ndarray, where: np.ndarray | None = None, bases_per_token: int = 1) -> float:
-    """Mean NLL (nats per token, NaN = unscored) over `where`, in bits per base."""
+def scored_sum_and_count(nll: np.ndarray, where: np.ndarray | None = None) -> tuple[float, int]:
+    """(sum of NLL in nats, scored tokens) of per-token NLL (NaN = unscored) over the `where` mask, for
+    `bits_per_base`."""
     values = nll if where is None else nll[where]
     values = values[~np.isnan(values)]
-    return float(values.mean() / (bases_per_token * math.log(2))) if values.size else float("nan")
+    return float(values.sum()), int(values.size)
 
 
 def breakdown_table(scores: dict[int, np.ndarray], kinds: TargetKinds, bases_per_token: int = 1) -> str:
@@ -136,7 +139,7 @@ def breakdown_table(scores: dict[int, np.ndarray], kinds: TargetKinds, bases_per
     widths = [max(len(h), 8) for h in head]
     lines = ["  ".join(h.rjust(wd) for h, wd in zip(head, widths))]
     for c, nll in scores.items():
-        values = [bits_per_base(nll, m, bases_per_token) for m in (None, *kinds.masks.values())]
+        values = [bits_per_base(*scored_sum_and_count(nll, m), bases_per_token) for m in (None, *kinds.masks.values())]
         cells = [f"{c * bases_per_token:,}", *("-" if math.isnan(v) else f"{v:.4f}" for v in values)]
         lines.append("  ".join(x.rjust(wd) for x, wd in zip(cells, widths)))
     return "\n".join(lines)
@@ -148,8 +151,7 @@ def paired_gain(short: np.ndarray, long: np.ndarray, bases_per_token: int = 1) -
     diff = np.where(both, short - long, 0.0).sum(1)  # (w,) nats per window
     tokens = both.sum(1)
     keep = tokens > 0
-    scale = bases_per_token * math.log(2)
-    gain = diff[keep].sum() / tokens[keep].sum() / scale
-    per_window = diff[keep] / tokens[keep] / scale
+    gain = bits_per_base(float(diff[keep].sum()), int(tokens[keep].sum()), bases_per_token)
+    per_window = bits_per_base(diff[keep], tokens[keep], bases_per_token)  # (windows with a scored target,)
     two_se = 2 * per_window.std(ddof=1) / math.sqrt(keep.sum()) if keep.sum() > 1 else float("nan")
     return float(gain), float(two_se)

@@ -13,8 +13,14 @@ import torch
 
 from genomenet.baselines.markov import fit_markov
 from genomenet.data.region_tokens import RegionTokens, region_tokens
-from genomenet.training.context_gain import AttentionPattern, TargetKinds, bits_per_base, breakdown_table, paired_gain
-from genomenet.training.evaluation import (
+from genomenet.evaluation.context_gain import (
+    AttentionPattern,
+    TargetKinds,
+    breakdown_table,
+    paired_gain,
+    scored_sum_and_count,
+)
+from genomenet.evaluation.lm_scores import (
     batches,
     context_scores,
     markov_alphabet,
@@ -23,6 +29,7 @@ from genomenet.training.evaluation import (
     stack_windows,
     window_nll,
 )
+from genomenet.model.objectives import bits_per_base
 
 
 @dataclass
@@ -107,7 +114,7 @@ def run_report(module, datamodule, cfg: ReportConfig, default_dir: Path, export:
     soft_mask = stack_windows(loaded, cfg.max_windows, key="soft_mask") if "soft_mask" in loaded[0] else None
     desc = f"scoring {len(windows):,} held-out windows"
     nll, count = window_nll(model, windows, tok.n_id, desc=desc) if model.causal else masked_nll(module, windows, desc)
-    bits = nll / (count * k * math.log(2))
+    bits = bits_per_base(nll, count, k)
     what = "tokens" if model.causal else "masked tokens (bidirectional model: not comparable to a causal one)"
     print(f"scored {len(windows)} held-out {split} windows of {windows.shape[1]} tokens: {count:,} {what}")
     max_order = max_markov_order(tok.n_id, cfg.markov_max_order)
@@ -158,8 +165,9 @@ def long_context(
     long = max(scores)
     kinds = TargetKinds.of(windows, soft_mask, n_id, cfg.score_tokens, short, cfg.repeat_match,
                            attention_pattern(model.cfg), long)
-    curve = {c: bits_per_base(nll, None, k) for c, nll in scores.items()}
-    by_kind = {name: {c: bits_per_base(nll, m, k) for c, nll in scores.items()} for name, m in kinds.masks.items()}
+    curve = {c: bits_per_base(*scored_sum_and_count(nll), k) for c, nll in scores.items()}
+    by_kind = {name: {c: bits_per_base(*scored_sum_and_count(nll, m), k) for c, nll in scores.items()}
+               for name, m in kinds.masks.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = save_context_plot(curve, out_dir / "long_context.png", baseline, by_kind)
     print(f"held-out bits per base of the last {cfg.score_tokens} tokens of {len(windows)} windows by preceding "

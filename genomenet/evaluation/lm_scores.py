@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from genomenet.evaluation.context_gain import scored_sum_and_count
 from genomenet.model.longnet import LongNet
-from genomenet.model.objectives import IGNORE, causal_targets, token_nll
-from genomenet.training.context_gain import bits_per_base
+from genomenet.model.objectives import IGNORE, bits_per_base, causal_targets, token_nll
 
 
 def batches(windows: Tensor, batch_size: int, desc: str | None = None):
@@ -89,7 +89,7 @@ def context_curve(
 ) -> dict[int, float]:
     """Bits per base on the last `score_tokens` tokens of each window by preceding context (`context_scores`)."""
     scores = context_scores(model, windows, n_id, contexts, score_tokens, batch_size)
-    return {c: bits_per_base(nll, None, bases_per_token) for c, nll in scores.items()}
+    return {c: bits_per_base(*scored_sum_and_count(nll), bases_per_token) for c, nll in scores.items()}
 
 
 def context_table(curve: dict[int, float], bases_per_token: int = 1) -> str:
