@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from genomenet.errors import ConfigError
+from genomenet.evaluation.lm_report import scoring_device
 from genomenet.model.longnet import LongNet
 from genomenet.model.objectives import IGNORE, bits_per_base, causal_targets, token_nll
 
@@ -180,7 +181,8 @@ def text_report(module, datamodule, cfg, out_dir: Path, run_dir: Path, export: b
     if not module.model.causal:
         raise ConfigError("the text report scores a causal model (model.objective.kind: causal)")
     data, lengths = scored_span(datamodule, cfg)
-    curves = length_curves(module.model, data, lengths, module.device)
+    device = scoring_device(module)   # the trainer's (Lightning moves the module back to CPU after fit)
+    curves = length_curves(module.model.to(device).float(), data, lengths, device)
     name, curve = next(iter(curves.items()))
     compressors = compressor_bits(bytes(data))
     print(f"held-out bits per byte on {len(data):,} test bytes by evaluation length ({datamodule.corpus.convention}):")
