@@ -49,7 +49,11 @@ class DenseMultiheadAttention(nn.Module):
             positions = torch.arange(n, device=x.device)
         q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, e // self.num_heads).unbind(2)  # (b, n, h, d) each
         q, k = self.rotary(q, positions), self.rotary(k, positions)
-        mask = attention_mask(key_padding_mask, n, self.causal, x.device)
+        return self.out(self.attend(q, k, v, key_padding_mask).reshape(b, n, e))
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> Tensor:
+        """Softmax attention of ``(b, n, h, d)`` q, k, v over every (earlier, when causal) key."""
+        mask = attention_mask(key_padding_mask, q.shape[1], self.causal, q.device)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (b, h, n, d)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and mask is None)
-        return self.out(y.transpose(1, 2).reshape(b, n, e))
+        return y.transpose(1, 2)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from genomenet.attention.module import RotaryEmbedding
+from genomenet.model.dense import DenseMultiheadAttention
 
 
 def local_key_mask(window: int, causal: bool, device: torch.device) -> Tensor:
@@ -24,8 +24,9 @@ def local_key_mask(window: int, causal: bool, device: torch.device) -> Tensor:
     return (key - query).abs() <= window // 2
 
 
-class LocalMultiheadAttention(nn.Module):
-    """Exact sliding-window attention over ``(batch, seq, embed_dim)``, rotary positions applied to q and k."""
+class LocalMultiheadAttention(DenseMultiheadAttention):
+    """Exact sliding-window attention over ``(batch, seq, embed_dim)``: the dense layer's projections and rotary
+    positions, each query attending to its ``window`` nearest keys."""
 
     def __init__(
         self,
@@ -36,24 +37,13 @@ class LocalMultiheadAttention(nn.Module):
         bias: bool = False,
         rotary_base: float = 10000.0,
     ) -> None:
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+        super().__init__(embed_dim, num_heads, causal, bias, rotary_base)
         if window < 1:
             raise ValueError(f"local attention window must be >= 1, got {window}")
-        self.num_heads, self.window, self.causal = num_heads, window, causal
-        self.qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
-        self.out = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.rotary = RotaryEmbedding(embed_dim // num_heads, rotary_base)
+        self.window = window
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None) -> Tensor:
-        b, n, e = x.shape
-        if positions is None:
-            positions = torch.arange(n, device=x.device)
-        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, e // self.num_heads).unbind(2)  # (b, n, h, d) each
-        q, k = self.rotary(q, positions), self.rotary(k, positions)
-        y = local_attention(q, k, v, self.window, self.causal, key_padding_mask)
-        return self.out(y.reshape(b, n, e))
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> Tensor:
+        return local_attention(q, k, v, self.window, self.causal, key_padding_mask)
 
 
 def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int, causal: bool,

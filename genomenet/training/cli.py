@@ -168,24 +168,25 @@ class GenomeCLI(LightningCLI):
     def region_report(self, cfg: ReportConfig, export: bool) -> None:
         """The fine-tuned classifier (its best checkpoint when one is monitored) beside the k-mer baseline and
         the linear probe on the test split."""
-        ckpt = self.trainer.checkpoint_callback
-        if cfg.use_best and ckpt is not None and ckpt.monitor and ckpt.best_model_path:
-            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-            self.model.load_state_dict(state)
-            print(f"reporting the best checkpoint by {ckpt.monitor}: {ckpt.best_model_path}", flush=True)
+        self.load_best_checkpoint(cfg)
         report = region_report(self.model, self.datamodule, cfg.kmer_sizes, self.export_dir(cfg), export=export,
                                batch_size=self.datamodule.batch_size, probe_max_bases=cfg.probe_max_bases)
         write_report_json(report, self.run_dir() / "held_out_report.json")
         print(region_final_lines(report), flush=True)
 
-    def segment_report(self, cfg: ReportConfig, export: bool) -> None:
-        """The segmenter (its best checkpoint when one is monitored) beside its baselines, trained after it with
-        its steps, on the test split at base level."""
+    def load_best_checkpoint(self, cfg: ReportConfig) -> None:
+        """Put the best checkpoint's weights by checkpoint.monitor into the model, when one is monitored and
+        report.use_best is set (fine-tuning reports the selected model, not the last step)."""
         ckpt = self.trainer.checkpoint_callback
         if cfg.use_best and ckpt is not None and ckpt.monitor and ckpt.best_model_path:
             state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
             self.model.load_state_dict(state)
             print(f"reporting the best checkpoint by {ckpt.monitor}: {ckpt.best_model_path}", flush=True)
+
+    def segment_report(self, cfg: ReportConfig, export: bool) -> None:
+        """The segmenter (its best checkpoint when one is monitored) beside its baselines, trained after it with
+        its steps, on the test split at base level."""
+        self.load_best_checkpoint(cfg)
         report = segment_report(self.model, self.datamodule, self.trainer, list(cfg.segment_baselines),
                                 self.export_dir(cfg), export, cfg.segment_max_bases, cfg.segment_cnn_channels)
         write_segment_json(report, self.run_dir() / "held_out_report.json")
