@@ -7,6 +7,7 @@ import gzip
 import random
 from pathlib import Path
 
+import numpy as np
 import pysam
 import pytest
 import torch
@@ -39,30 +40,51 @@ def write_vcf(path: Path, rows: list[tuple[str, int, str, str]], contig: str = C
     return path
 
 
-def log_likelihood(model, tokenizer, text: str) -> float:
-    """ln P(sequence) under a causal model: every token after the first, N tokens not scored; float64."""
+def log_likelihood(model, tokenizer, text: str) -> tuple[float, torch.Tensor]:
+    """ln P(sequence) under a causal model (every token after the first, N tokens not scored) and the hidden states,
+    in float64."""
     ids = torch.as_tensor(tokenizer.encode(text), dtype=torch.long)[None]
     with torch.no_grad():
-        logp = torch.log_softmax(model(ids).double(), -1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0]
-    return float((logp * (ids[0, 1:] < tokenizer.n_id)).sum())
+        hidden = model.double().hidden_states(ids)
+        logp = torch.log_softmax(model.lm_head(hidden), -1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0]
+    return float((logp * (ids[0, 1:] < tokenizer.n_id)).sum()), hidden[0]
 
 
-def by_hand_llr(model, k: int, text: str, start0: int, ref: str, alt: str) -> float:
-    left = (WINDOW // 2) // k * k
-    right = max(WINDOW - left - len(ref), 0)
-    before, after = text[start0 - left:start0], text[start0 + len(ref):start0 + len(ref) + right]
+def complement(text: str) -> str:
+    return text[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
+
+
+def by_hand(model, k: int, text: str, start0: int, ref: str, alt: str, strand: str) -> tuple[float, float]:
+    """(LLR, 1 - cosine) of one allele read as docs/variants.md says: the window/2-spaced tile (whole k-mers) that
+    holds the variant at least window/4 from its ends, its bases before the allele, the allele, then window/4 bases
+    after it; the embedding distance compares the mean hidden state of the rows from the variant's first token on."""
+    window = WINDOW // k * k
+    quarter, stride = window // 4 // k * k, window // 2 // k * k
+    t0 = (start0 - quarter) // stride * stride
+    end = start0 + len(ref)
+    if strand == "+":
+        before, after = text[t0:start0], text[end:end + quarter]
+    else:
+        before, after = complement(text[end:t0 + window]), complement(text[start0 - quarter:start0])
+        ref, alt = complement(ref), complement(alt)
     tokenizer = make_tokenizer(k)
-    return log_likelihood(model, tokenizer, before + alt + after) - log_likelihood(model, tokenizer,
-                                                                                  before + ref + after)
+    first = len(before) // k
+    (ll_alt, h_alt), (ll_ref, h_ref) = (log_likelihood(model, tokenizer, before + a + after) for a in (alt, ref))
+    cosine = 1 - torch.nn.functional.cosine_similarity(h_alt[first:].mean(0), h_ref[first:].mean(0), dim=0)
+    return ll_alt - ll_ref, float(cosine)
 
 
-@pytest.mark.parametrize("k", [1, 2])
-def test_llr_equals_the_log_likelihood_difference_of_the_two_windows(tmp_path: Path, genome_text: str, k: int,
-                                                                     capsys) -> None:
+@pytest.mark.parametrize(("k", "attention", "reverse_complement"),
+                         [(1, "dilated", False), (2, "dilated", False), (1, "dilated", True), (2, "dense", True),
+                          (1, "local", False)])
+def test_scores_equal_a_by_hand_computation_from_the_model(tmp_path: Path, genome_text: str, k: int,
+                                                           attention: str, reverse_complement: bool, capsys) -> None:
+    """Both strands, k-mers, SNVs, insertions and deletions; dilated and dense attention continue a cached reference
+    pass, local attention runs each reading whole: all equal the float64 likelihoods of the two readings."""
     rng = random.Random(k)
-    model_dir = tiny_model(tmp_path / "model", k=k, seed=rng.randrange(1000))
+    model_dir = tiny_model(tmp_path / "model", k=k, seed=rng.randrange(1000), attention=attention)
     rows = []
-    for start0 in sorted(rng.sample(range(1000, 90_000), 6)):
+    for start0 in sorted(rng.sample(range(1000, 90_000), 6) + [50_010, 50_013]):  # two share a tile
         ref = genome_text[start0]
         kind = len(rows) % 3
         alt = rng.choice([b for b in "ACGT" if b != ref]) if kind == 0 else (
@@ -74,16 +96,37 @@ def test_llr_equals_the_log_likelihood_difference_of_the_two_windows(tmp_path: P
     out = tmp_path / "out.vcf.gz"
     assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
                  str(out), "--window", str(WINDOW), "--scores", "llr,cosine,l2", "--cache-dir",
-                 str(tmp_path / "cache"), "--quiet", "--device", "cpu"]) == 0
+                 str(tmp_path / "cache"), "--quiet", "--device", "cpu", "--batch-size", "2"]
+                + ["--reverse-complement"] * reverse_complement) == 0
     model = load_pretrained(model_dir)
     records = list(pysam.VariantFile(str(out)))
     assert [(r.pos, r.ref, r.alts[0]) for r in records] == [(p, r, a) for _, p, r, a in rows]
     for record, (_, pos, ref, alt) in zip(records, rows, strict=True):
-        expected = by_hand_llr(model, k, genome_text, pos - 1, ref, alt)
-        assert record.info["GN_LLR"][0] == pytest.approx(expected, abs=2e-3)
-        assert record.info["GN_COS"][0] >= 0 and record.info["GN_L2"][0] >= 0
+        strands = ("+", "-") if reverse_complement else ("+",)
+        expected = np.mean([by_hand(model, k, genome_text, pos - 1, ref, alt, s) for s in strands], axis=0)
+        assert record.info["GN_LLR"][0] == pytest.approx(expected[0], abs=2e-3)
+        assert record.info["GN_COS"][0] == pytest.approx(expected[1], abs=1e-4)
+        assert record.info["GN_L2"][0] >= 0
     assert Path(f"{out}.tbi").is_file()
-    assert "scored 6 records" in capsys.readouterr().out
+    assert f"scored {len(rows)} records" in capsys.readouterr().out
+
+
+def test_a_score_does_not_depend_on_the_other_records_in_the_file(tmp_path: Path, genome_text: str) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=11)
+    starts = [40_000 + 7 * i for i in range(12)]          # twelve SNVs in one or two tiles
+    rows = [(CHROM, s + 1, genome_text[s], "A" if genome_text[s] != "A" else "G") for s in starts]
+
+    def scores(chosen: list) -> dict:
+        vcf, out = write_vcf(tmp_path / "in.vcf", chosen), tmp_path / "out.vcf"
+        assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
+                     str(out), "--window", str(WINDOW), "--cache-dir", str(tmp_path / "cache"), "--quiet",
+                     "--device", "cpu"]) == 0
+        return {r.pos: (r.info["GN_LLR"][0], r.info["GN_COS"][0]) for r in pysam.VariantFile(str(out))}
+
+    together = scores(rows)
+    for row in rows[::5]:
+        alone = scores([row])
+        assert alone[row[1]] == pytest.approx(together[row[1]], abs=1e-5)
 
 
 def test_unscorable_alleles_are_kept_and_flagged_per_alt(tmp_path: Path, genome_text: str) -> None:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from genomenet.attention.dilated import dilated_attention
+from genomenet.attention.rows import dilated_attention_rows
 
 
 class RotaryEmbedding(nn.Module):
@@ -75,13 +76,26 @@ class DilatedMultiheadAttention(nn.Module):
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None) -> Tensor:
         b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).unbind(2)   # each (b, n, h, d)
         if positions is None:
             positions = torch.arange(n, device=x.device)
-        q, k = self.rotary(q, positions), self.rotary(k, positions)
-        out = dilated_attention(q, k, v, self.segment_lengths, self.dilation_rates, causal=self.causal,
-                                group=self.process_group, key_padding_mask=key_padding_mask, backend=self.backend)
-        return self.out(out.reshape(b, n, -1))
+        q, k, v = self.project(x, positions)
+        return self.out(self.attend(q, k, v, key_padding_mask).reshape(b, n, -1))
+
+    def project(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v ``(b, n, h, d)`` of ``x`` at ``positions`` ``(n,)`` or ``(b, n)``, q and k rotated."""
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).unbind(2)
+        return self.rotary(q, positions), self.rotary(k, positions), v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> Tensor:
+        return dilated_attention(q, k, v, self.segment_lengths, self.dilation_rates, causal=self.causal,
+                                 group=self.process_group, key_padding_mask=key_padding_mask, backend=self.backend)
+
+    def attend_rows(self, rows, starts: Tensor, lengths: Tensor, past, past_index: Tensor) -> Tensor:
+        """Rows ``starts[b] ..`` of causal ``attend`` from their q, k, v and a cached prefix (``dilated_attention_rows``
+        says how)."""
+        return dilated_attention_rows(rows, starts, lengths, past, past_index, self.segment_lengths,
+                                      self.dilation_rates)
 
 
 def apply_sequence_parallel(module: nn.Module, group) -> int:

@@ -138,6 +138,79 @@ def allele_windows(genome: PreparedGenome, variant: Variant, alt: str, window: i
     return AllelePair(encode(ref).astype(np.int64), encode(alt_codes).astype(np.int64), held)
 
 
+@dataclass(frozen=True)
+class VariantTile:
+    """A stretch of one strand of the genome whose reference pass the variants in it share."""
+
+    chrom: str
+    start: int
+    end: int
+    strand: str
+
+
+@dataclass
+class AlleleReading:
+    """One allele on one strand as the causal scorer reads it: the tile's tokens before the variant (the prefix the
+    reference and the alternative share), then each allele's own tokens followed by `span` bases of the genome."""
+
+    tile: VariantTile
+    first: int
+    """Index, in the tile's reading, of the first token that holds a base of the variant."""
+    ref: np.ndarray
+    """Reference tokens from `first` on."""
+    alt: np.ndarray
+    """Alternative tokens from `first` on."""
+
+
+def tile_bounds(length: int, start: int, ref_len: int, window: int, k: int) -> tuple[int, int] | None:
+    """The tile [t0, t0 + window) that reads a variant at `start`: tiles start every window/2 bases (whole k-mers),
+    and a variant belongs to the one where it sits at least window/4 from either end (so it has that much context
+    before it on both strands, and a window/4 span after it). None when the contig's ends leave no such tile."""
+    window = window // k * k
+    quarter, stride = max((window // 4) // k * k, k), max((window // 2) // k * k, k)
+    if window > length or start < quarter or start + ref_len + quarter > length:
+        return None
+    t0 = min((start - quarter) // stride * stride, (length - window) // k * k)
+    return t0, t0 + window
+
+
+def allele_reading(genome: PreparedGenome, variant: Variant, alt: str, window: int, tokenizer: KmerTokenizer,
+                   strand: str) -> AlleleReading | str:
+    """How the causal scorer reads one allele on one strand (docs/variants.md, "Windows"), or the flag that says why
+    it cannot."""
+    k, ref_len = tokenizer.k, len(variant.ref)
+    length = genome.chromosome(variant.chrom).length
+    tile = tile_bounds(length, variant.start, ref_len, window, k)
+    if tile is None:
+        return "EDGE"
+    t0, t1 = tile
+    span = max((window // k * k // 4) // k * k, k)
+    lo, hi = variant.start - span, variant.start + ref_len + span   # the allele and `span` bases on each side
+    codes = np.asarray(genome.bases(variant.chrom, lo, hi), dtype=np.uint8) & CODE_MASK
+    alt_codes = np.concatenate([codes[:span], pack(alt) & CODE_MASK, codes[span + ref_len:]])
+    if strand == "-":
+        codes, alt_codes = reverse_complement_packed(codes), reverse_complement_packed(alt_codes)
+        allele_at = t1 - (variant.start + ref_len)   # the allele's first base in the reverse-complement reading
+        if allele_at < k:
+            return "EDGE"   # an allele so long that the tile holds no token before it on this strand
+    else:
+        allele_at = variant.start - t0
+    first = allele_at // k
+    lead = allele_at - first * k                      # bases of the prefix inside the variant's first token
+    encode = tokenizer.encode_packed
+    ref = encode(codes[span - lead:]).astype(np.int64)
+    alt_ids = encode(alt_codes[span - lead:]).astype(np.int64)
+    return AlleleReading(VariantTile(variant.chrom, t0, t1, strand), first, ref, alt_ids)
+
+
+def tile_ids(genome: PreparedGenome, tile: VariantTile, tokenizer: KmerTokenizer) -> np.ndarray:
+    """The tile's tokens on its strand."""
+    codes = np.asarray(genome.bases(tile.chrom, tile.start, tile.end), dtype=np.uint8) & CODE_MASK
+    if tile.strand == "-":
+        codes = reverse_complement_packed(codes)
+    return tokenizer.encode_packed(codes).astype(np.int64)
+
+
 def read_label_tsv(path: str | Path) -> dict[tuple[str, int, str, str], int]:
     """(chrom, 1-based pos, REF, ALT) -> 0/1 from a TSV with a header `chrom pos ref alt label`."""
     labels = {}

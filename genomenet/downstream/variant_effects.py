@@ -23,7 +23,16 @@ import torch
 import torch.nn.functional as F
 
 from genomenet.data.cache import PreparedGenome
-from genomenet.data.variants import SCORABLE, AllelePair, Variant, allele_windows
+from genomenet.data.variants import (
+    SCORABLE,
+    AllelePair,
+    AlleleReading,
+    Variant,
+    VariantTile,
+    allele_reading,
+    allele_windows,
+    tile_ids,
+)
 from genomenet.inference.runner import InferenceModel
 
 SCORES = ("llr", "log_odds", "cosine", "l2")
@@ -58,6 +67,7 @@ class VariantScorer:
             raise ConfigError(f"--scores {wrong[0]} does not fit this {kind} LM (llr needs a causal model, log_odds "
                               f"a masked one; cosine and l2 fit both)")
         self.strands = ("+", "-") if options.reverse_complement else ("+",)
+        self.read = allele_reading if runner.causal else allele_windows
 
     def score(self, variants: list[Variant], flags: dict[int, str]) -> list[tuple[dict[str, list], list[str | None]]]:
         """Per variant: ({score: [value or None per ALT]}, [flag or None per ALT]). `flags`: record number -> a flag
@@ -71,7 +81,7 @@ class VariantScorer:
                     marks[a] = kind.upper()
                 if marks[a] is not None:
                     continue
-                pairs = [allele_windows(self.genome, variant, alt, self.options.window, self.runner.tokenizer, s)
+                pairs = [self.read(self.genome, variant, alt, self.options.window, self.runner.tokenizer, s)
                          for s in self.strands]
                 if any(isinstance(p, str) for p in pairs):
                     marks[a] = next(p for p in pairs if isinstance(p, str))
@@ -79,7 +89,10 @@ class VariantScorer:
                 jobs.append((len(results), a, kind, pairs))
             results.append((values, marks))
         flat = [(p, kind) for _, _, kind, pairs in jobs for p in pairs]
-        scored = self._score_pairs([p for p, _ in flat], [kind for _, kind in flat])
+        if self.runner.causal:
+            scored = self._score_readings([p for p, _ in flat])
+        else:
+            scored = self._score_pairs([p for p, _ in flat], [kind for _, kind in flat])
         at = 0
         for i, a, _, pairs in jobs:
             for name in self.scores:
@@ -87,6 +100,27 @@ class VariantScorer:
                 results[i][0][name][a] = None if any(v is None for v in values) else float(np.mean(values))
             at += len(pairs)
         return results
+
+    @torch.inference_mode()
+    def _score_readings(self, readings: list[AlleleReading]) -> list[dict[str, float | None]]:
+        """Causal scores: one reference pass per tile (its q, k, v kept), then only each allele's own rows
+        continue from it (`LongNet.extend`); models without a cached-rows path run each reading whole."""
+        by_tile: dict[VariantTile, list[int]] = {}
+        for i, reading in enumerate(readings):
+            by_tile.setdefault(reading.tile, []).append(i)
+        tiles = sorted(by_tile, key=lambda t: (t.chrom, t.strand, t.start))
+        out: list[dict[str, float | None]] = [{} for _ in readings]
+        for first in range(0, len(tiles), self.runner.batch_size):
+            group = tiles[first:first + self.runner.batch_size]
+            tile_pass = TilePass.run(self.runner, [tile_ids(self.genome, t, self.runner.tokenizer) for t in group])
+            jobs = [(slot, i) for slot, tile in enumerate(group) for i in by_tile[tile]]
+            for j, ref, alt in tile_pass.continue_readings(self.runner, [(slot, readings[i]) for slot, i in jobs]):
+                i = jobs[j][1]
+                llr = float(alt.logp.sum() - ref.logp.sum())
+                scores = {"llr": llr, "cosine": float(1 - F.cosine_similarity(ref.pooled, alt.pooled, dim=0)),
+                          "l2": float((ref.pooled - alt.pooled).norm())}
+                out[i] = {name: scores.get(name) for name in self.scores}
+        return out
 
     @torch.inference_mode()
     def _score_pairs(self, pairs: list[AllelePair], kinds: list[str]) -> list[dict[str, float | None]]:
@@ -141,6 +175,105 @@ class VariantScorer:
         ids_t = torch.from_numpy(ids).to(self.runner.device)
         padding = ids_t == self.runner.tokenizer.pad_id
         return ids_t, (padding if bool(padding.any()) else None)
+
+
+@dataclass
+class AlleleRows:
+    """What the scores read from one allele's rows: ln p of each of its tokens (N tokens 0) and their mean hidden
+    state."""
+
+    logp: torch.Tensor
+    pooled: torch.Tensor
+
+
+@dataclass
+class TilePass:
+    """The reference pass of a batch of tiles: token ids, hidden states, ln p of each next token, and the q, k,
+    v every block left (None for a model without a cached-rows path)."""
+
+    ids: torch.Tensor
+    hidden: torch.Tensor
+    logp: torch.Tensor
+    cache: list | None
+
+    @classmethod
+    def run(cls, runner: InferenceModel, tiles: list[np.ndarray]) -> TilePass:
+        ids = torch.from_numpy(np.stack(tiles)).to(runner.device)
+        with runner.autocast():
+            if runner.model.can_extend:
+                hidden, cache = runner.model.prefill(ids)
+            else:
+                hidden, cache = runner.hidden(ids, None), None
+        hidden = hidden.float()  # the head and the softmax in float32: an LLR sums hundreds of log-probabilities
+        return cls(ids, hidden, next_token_logp(runner, hidden, ids), cache)
+
+    def continue_readings(self, runner: InferenceModel, jobs: list[tuple[int, AlleleReading]], tokens: int = 16_384):
+        """(slot, reading) -> (index, reference rows, alternative rows), in batches of about `tokens` rows.
+        A reference allele inside its tile is read from the tile pass; anything else continues from its prefix."""
+        rows: list[tuple[int, np.ndarray, int, str]] = []   # (slot, tokens from `first`, `first`, job & allele)
+        for j, (slot, reading) in enumerate(jobs):
+            n = self.ids.shape[1]
+            inside = reading.first + len(reading.ref) <= n and np.array_equal(
+                self.ids[slot, reading.first:reading.first + len(reading.ref)].cpu().numpy(), reading.ref)
+            if not inside:
+                rows.append((slot, reading.ref, reading.first, f"{j}:ref"))
+            rows.append((slot, reading.alt, reading.first, f"{j}:alt"))
+        continued = self._continue(runner, rows, tokens)
+        for j, (slot, reading) in enumerate(jobs):
+            ref = continued.get(f"{j}:ref") or self.rows_in_tile(slot, reading.first, len(reading.ref))
+            yield j, ref, continued[f"{j}:alt"]
+
+    def rows_in_tile(self, slot: int, first: int, count: int) -> AlleleRows:
+        return AlleleRows(self.logp[slot, first - 1:first - 1 + count], self.hidden[slot, first:first + count].mean(0))
+
+    def _continue(self, runner: InferenceModel, rows: list, tokens: int) -> dict[str, AlleleRows]:
+        out: dict[str, AlleleRows] = {}
+        order = sorted(range(len(rows)), key=lambda r: len(rows[r][1]))
+        batch: list[int] = []
+        for r in order + [None]:
+            if r is not None and (not batch or (len(batch) + 1) * len(rows[r][1]) <= tokens):
+                batch.append(r)
+                continue
+            if batch:
+                out.update(self._continue_batch(runner, [rows[b] for b in batch]))
+            batch = [r] if r is not None else []
+        return out
+
+    def _continue_batch(self, runner: InferenceModel, rows: list) -> dict[str, AlleleRows]:
+        slots = torch.as_tensor([slot for slot, *_ in rows], device=self.ids.device)
+        firsts = torch.as_tensor([first for _, _, first, _ in rows], device=self.ids.device)
+        lengths = [len(ids) for _, ids, _, _ in rows]
+        width = max(lengths)
+        ids = np.full((len(rows), width), runner.tokenizer.pad_id, dtype=np.int64)
+        for i, (_, tokens, _, _) in enumerate(rows):
+            ids[i, :len(tokens)] = tokens
+        ids_t = torch.from_numpy(ids).to(self.ids.device)
+        with runner.autocast():
+            if self.cache is not None:
+                hidden = runner.model.extend(ids_t, firsts, torch.as_tensor(lengths, device=ids_t.device),
+                                             self.cache, slots)
+            else:  # run each reading whole: the tile's tokens before it, then its own
+                whole = torch.cat([self.ids[slots], torch.full_like(ids_t, runner.tokenizer.pad_id)], 1)
+                for i, first in enumerate(firsts.tolist()):
+                    whole[i, first:first + width] = ids_t[i]
+                    whole[i, first + width:] = runner.tokenizer.pad_id
+                padding = whole == runner.tokenizer.pad_id
+                hidden = runner.hidden(whole, padding if bool(padding.any()) else None)
+                hidden = torch.stack([hidden[i, f:f + width] for i, f in enumerate(firsts.tolist())])
+        hidden = hidden.float()
+        # the first token is scored from the shared prefix's last row, the rest from the allele's own rows
+        before = self.hidden[slots, firsts - 1][:, None]
+        logp = next_token_logp(runner, torch.cat([before, hidden], 1), torch.cat([ids_t[:, :1], ids_t], 1))
+        return {key: AlleleRows(logp[i, :n], hidden[i, :n].mean(0))
+                for i, ((_, _, _, key), n) in enumerate(zip(rows, lengths, strict=True))}
+
+
+def next_token_logp(runner: InferenceModel, hidden: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """ln p(token t+1 | tokens <= t) (b, n-1) from float32 hidden states; 0 where token t+1 is not a real k-mer (N,
+    padding)."""
+    logits = F.linear(hidden, runner.model.lm_head.weight.float())
+    logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
+    return logp * (ids[:, 1:] < runner.tokenizer.n_id)
 
 
 def pair_llr(token_logp: torch.Tensor, ids: torch.Tensor) -> float:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genomenet.attention.module import RotaryEmbedding  # one rotary convention for both attention paths
+from genomenet.attention.rows import dilated_attention_rows
 
 
 def attention_mask(key_padding_mask: Tensor | None, n: int, causal: bool, device: torch.device) -> Tensor | None:
@@ -47,9 +48,20 @@ class DenseMultiheadAttention(nn.Module):
         b, n, e = x.shape
         if positions is None:
             positions = torch.arange(n, device=x.device)
-        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, e // self.num_heads).unbind(2)  # (b, n, h, d) each
-        q, k = self.rotary(q, positions), self.rotary(k, positions)
+        q, k, v = self.project(x, positions)
         return self.out(self.attend(q, k, v, key_padding_mask).reshape(b, n, e))
+
+    def project(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v ``(b, n, h, d)`` of ``x`` at ``positions`` ``(n,)`` or ``(b, n)``, q and k rotated."""
+        b, n, e = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, e // self.num_heads).unbind(2)
+        return self.rotary(q, positions), self.rotary(k, positions), v
+
+    def attend_rows(self, rows, starts: Tensor, lengths: Tensor, past, past_index: Tensor) -> Tensor:
+        """Rows ``starts[b] ..`` of causal ``attend`` from their q, k, v and a cached prefix: dense causal attention
+        is dilated attention's one branch ``w >= n, r = 1``."""
+        longest = past[0].shape[1] + rows[0].shape[1]
+        return dilated_attention_rows(rows, starts, lengths, past, past_index, (longest,), (1,))
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> Tensor:
         """Softmax attention of ``(b, n, h, d)`` q, k, v over every (earlier, when causal) key."""

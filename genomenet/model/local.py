@@ -45,6 +45,9 @@ class LocalMultiheadAttention(DenseMultiheadAttention):
     def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> Tensor:
         return local_attention(q, k, v, self.window, self.causal, key_padding_mask)
 
+    attend_rows = None
+    """No cached-rows path: callers that extend a cached prefix run whole sequences instead."""
+
 
 def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int, causal: bool,
                     key_padding_mask: Tensor | None = None) -> Tensor:

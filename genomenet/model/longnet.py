@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
@@ -138,6 +139,26 @@ class Block(nn.Module):
         x = x + self.dropout(self.attn(self.norm1(x), key_padding_mask=key_padding_mask, positions=positions))
         return x + self.dropout(self.ffn(self.norm2(x)))
 
+    def prefill(self, x: Tensor, key_padding_mask: Tensor | None) -> tuple[Tensor, Projections]:
+        """``forward`` at positions 0..n-1, also returning the block's q, k, v (rotated): what ``extend`` continues
+        from."""
+        b, n, _ = x.shape
+        q, k, v = self.attn.project(self.norm1(x), torch.arange(n, device=x.device))
+        x = x + self.attn.out(self.attn.attend(q, k, v, key_padding_mask).reshape(b, n, -1))
+        return x + self.ffn(self.norm2(x)), (q, k, v)
+
+    def extend(self, x: Tensor, starts: Tensor, lengths: Tensor, past: Projections, past_index: Tensor) -> Tensor:
+        """Rows ``x`` ``(b, s, d)`` at positions ``starts[b] + 0..s-1`` of causal sequences whose earlier positions
+        are those of ``past[past_index[b]]`` (q, k, v ``(t, n, h, d)`` that ``prefill`` returned)."""
+        b, s, _ = x.shape
+        positions = starts[:, None] + torch.arange(s, device=x.device)
+        rows = self.attn.project(self.norm1(x), positions)
+        x = x + self.attn.out(self.attn.attend_rows(rows, starts, lengths, past, past_index).reshape(b, s, -1))
+        return x + self.ffn(self.norm2(x))
+
+
+Projections = tuple[Tensor, Tensor, Tensor]
+
 
 class LongNet(nn.Module):
     """Token ids (b, n) -> logits (b, n, vocab). `causal` picks the objective's attention: causal or bidirectional."""
@@ -188,6 +209,35 @@ class LongNet(nn.Module):
     ) -> Tensor:
         """Logits (b, n, vocab). key_padding_mask: True = padding; positions: absolute positions (n,) for rotary."""
         return self.lm_head(self.hidden_states(input_ids, key_padding_mask, positions))
+
+    def prefill(self, input_ids: Tensor, key_padding_mask: Tensor | None = None) -> tuple[Tensor, list[Projections]]:
+        """Hidden states (b, n, d_model) after the final norm, as ``hidden_states``, and every block's q, k, v: the
+        cache from which ``extend`` computes a sequence that shares this one's beginning."""
+        x, cache = self.drop(self.embed(input_ids)), []
+        for block in self.blocks:
+            x, projections = block.prefill(x, key_padding_mask)
+            cache.append(projections)
+        return self.norm(x), cache
+
+    def extend(self, input_ids: Tensor, starts: Tensor, lengths: Tensor, cache: list[Projections],
+               cache_index: Tensor) -> Tensor:
+        """Hidden states (b, s, d_model) of tokens ``input_ids`` (b, s) at positions ``starts[b] + 0..s-1``, for
+        sequences whose positions before ``starts[b]`` are those of sequence ``cache_index[b]`` of a ``prefill``
+        (``cache``); rows at or past ``lengths[b]`` are padding. Causal models only: a causal position sees nothing
+        after it, so these rows equal the rows of the whole sequence, at a fraction of its cost."""
+        if not self.can_extend:
+            raise ValueError("extend needs a causal model (a bidirectional position sees the ones after it) whose "
+                             f"attention has a cached-rows path ({self.cfg.attention} has "
+                             f"{'none' if self.causal else 'one'})")
+        x = self.drop(self.embed(input_ids))
+        for block, past in zip(self.blocks, cache, strict=True):
+            x = block.extend(x, starts, lengths, past, cache_index)
+        return self.norm(x)
+
+    @property
+    def can_extend(self) -> bool:
+        """Whether ``extend`` works for this model (causal, and every block's attention has a cached-rows path)."""
+        return self.causal and all(getattr(b.attn, "attend_rows", None) is not None for b in self.blocks)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
