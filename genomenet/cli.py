@@ -183,7 +183,7 @@ def classify_main(argv: list[str]) -> int:
     parser.add_argument("--regions", required=True, help="BED file of regions (strand in column 6)")
     parser.add_argument("--out", required=True, help="output: .tsv (class probabilities per region) or .bed "
                         "(predicted class as name, 1000 x its probability as score)")
-    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--cache-dir", default=None, help="prepared-genome cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

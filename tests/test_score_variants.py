@@ -233,3 +233,31 @@ def test_a_vcf_without_contig_lines_is_written_with_them(tmp_path: Path, genome_
     scored = pysam.VariantFile(str(out))
     assert CHROM in scored.header.contigs and scored.header.contigs[CHROM].length == 200_000
     assert next(iter(scored)).info["GN_LLR"][0] is not None
+
+
+def test_mutagenesis_scores_every_alternative_as_score_variants_does(tmp_path: Path, genome_text: str) -> None:
+    """Three rows per position, each equal to the same SNV scored from a VCF; the bedGraph holds the largest -LLR."""
+    model_dir = tiny_model(tmp_path / "model", seed=12)
+    start0, end = 60_000, 60_030                                    # 1-based region 60001-60030
+    prefix = tmp_path / "ism"
+    assert main(["mutagenize", "--model", str(model_dir), "--fasta", str(DMEL), "--region",
+                 f"{CHROM}:{start0 + 1}-{end}", "--out", str(prefix), "--window", str(WINDOW), "--cache-dir",
+                 str(tmp_path / "cache"), "--quiet", "--device", "cpu"]) == 0
+    rows = [line.split("\t") for line in prefix.with_suffix(".tsv").read_text().splitlines()[1:]]
+    assert len(rows) == 3 * (end - start0)
+    assert prefix.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    chosen = rows[::17]
+    vcf = write_vcf(tmp_path / "in.vcf", [(CHROM, int(pos), ref, alt) for _, pos, ref, alt, _, _ in chosen])
+    out = tmp_path / "out.vcf"
+    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
+                 str(out), "--window", str(WINDOW), "--scores", "llr", "--cache-dir", str(tmp_path / "cache"),
+                 "--quiet", "--device", "cpu"]) == 0
+    for record, row in zip(pysam.VariantFile(str(out)), chosen, strict=True):
+        assert record.info["GN_LLR"][0] == pytest.approx(float(row[4]), abs=1e-4)
+    by_position: dict[int, list[float]] = {}
+    for _, pos, _, _, llr, _ in rows:
+        by_position.setdefault(int(pos), []).append(-float(llr))
+    track = [line.split("\t") for line in prefix.with_suffix(".bedGraph").read_text().splitlines()[1:]]
+    assert len(track) == end - start0
+    for _, begin, _, value in track:
+        assert float(value) == pytest.approx(max(by_position[int(begin) + 1]), rel=1e-4, abs=1e-5)
