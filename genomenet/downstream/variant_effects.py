@@ -1,16 +1,17 @@
-"""Zero-shot variant effect scores from a genomic language model.
+"""Zero-shot variant effect scores from a genomic language model (docs/variants.md, "The windows and the formulas").
 
-Each allele is read in a window of `window` bases: `left` bases before the variant (a whole number of k-mers, so the
-variant starts a token), the allele, then the bases after REF up to the window's length; the alternative window has the
-same left and right flanks around ALT (an indel shifts what follows, as in the genome).
+Causal models read each allele in its tile: the tile's bases before the variant, the allele, then window/4 bases
+after it (`allele_reading`).
+- `llr`: ln P(alt reading) - ln P(ref reading), summed over the tokens from the first one holding the variant (the
+  tokens before it are the same in both and, the model being causal, score the same); N tokens are not scored.
+  Positive: the model finds the alternative more likely.
+- `cosine`, `l2`: 1 - cosine similarity, and Euclidean distance, of the mean last hidden state over those tokens.
+All variants of a tile share one reference pass; each allele then computes only its own rows (`LongNet.extend`).
 
-- `llr` (causal LM): ln P(alt window) - ln P(ref window), summed over the tokens from the first one that differs to the
-  window's end (the tokens before it are the same in both and, the model being causal, score the same); N tokens
-  are not scored. Positive: the model finds the alternative more likely.
-- `log_odds` (masked LM; same-length alleles): the tokens holding the variant masked in the reference window, then
-  sum over them of ln p(alt token) - ln p(ref token).
-- `cosine`, `l2`: 1 - cosine similarity, and Euclidean distance, of the mean-pooled last hidden states of the two
-  windows.
+Masked models read each allele in a window centred on it (`allele_windows`):
+- `log_odds` (same-length alleles): the tokens holding the variant masked in the reference window, then the sum over
+  them of ln p(alt token) - ln p(ref token).
+- `cosine`, `l2`: of the mean-pooled last hidden states of the two windows.
 With `reverse_complement`, each score is the mean of the forward reading and the reverse-complement reading.
 """
 
@@ -124,7 +125,8 @@ class VariantScorer:
 
     @torch.inference_mode()
     def _score_pairs(self, pairs: list[AllelePair], kinds: list[str]) -> list[dict[str, float | None]]:
-        """Scores of allele pairs, `batch_size` windows per forward pass (a pair is two windows)."""
+        """Masked-LM scores of allele pairs (centred windows), `batch_size` windows per forward pass (a pair is two
+        windows)."""
         out: list[dict[str, float | None]] = []
         step = max(1, self.runner.batch_size // 2)
         for start in range(0, len(pairs), step):
@@ -132,27 +134,17 @@ class VariantScorer:
             ids, padding = self._batch([s for p in batch for s in (p.ref, p.alt)])
             with self.runner.autocast():
                 hidden = self.runner.hidden(ids, padding)
-            hidden = hidden.float()  # the head and the softmax in float32: an LLR sums hundreds of log-probabilities
-            token_logp = self._token_logp(hidden, ids) if "llr" in self.scores else None
+            hidden = hidden.float()
             real = ids != self.runner.tokenizer.pad_id
             pooled = (hidden * real[..., None]).sum(1) / real.sum(1, keepdim=True)   # (2b, d)
             for j, pair in enumerate(batch):
                 scores: dict[str, float | None] = {}
-                if token_logp is not None:
-                    scores["llr"] = pair_llr(token_logp[2 * j:2 * j + 2], ids[2 * j:2 * j + 2])
                 if "log_odds" in self.scores:
                     scores["log_odds"] = self._log_odds(pair) if kinds[start + j] != "indel" else None
                 scores["cosine"] = float(1 - F.cosine_similarity(pooled[2 * j], pooled[2 * j + 1], dim=0))
                 scores["l2"] = float((pooled[2 * j] - pooled[2 * j + 1]).norm())
                 out.append({s: scores.get(s) for s in self.scores})
         return out
-
-    def _token_logp(self, hidden: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """ln p(token t+1 | tokens <= t) (b, n-1), 0 where token t+1 is not a real k-mer (N, padding)."""
-        head = self.runner.model.lm_head
-        logits = torch.nn.functional.linear(hidden, head.weight.float())
-        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
-        return logp * (ids[:, 1:] < self.runner.tokenizer.n_id)
 
     def _log_odds(self, pair: AllelePair) -> float:
         tok = self.runner.tokenizer
