@@ -183,7 +183,7 @@ def classify_main(argv: list[str]) -> int:
     parser.add_argument("--regions", required=True, help="BED file of regions (strand in column 6)")
     parser.add_argument("--out", required=True, help="output: .tsv (class probabilities per region) or .bed "
                         "(predicted class as name, 1000 x its probability as score)")
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--cache-dir", default=None, help="prepared-genome cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -205,6 +205,8 @@ def score_variants_main(argv: list[str]) -> int:
     parser.add_argument("--scores", default="", help="comma-separated of llr (causal LM), log_odds (masked LM), "
                         "cosine, l2; default: the model's own (llr or log_odds) and cosine")
     parser.add_argument("--reverse-complement", action="store_true", help="average each score over both strands")
+    parser.add_argument("--span", type=int, default=None, help="causal models: bases after the allele that its "
+                        "scores cover (default window/4)")
     parser.add_argument("--keep-mismatches", action="store_true", help="keep records whose REF differs from the "
                         "FASTA, flagged GN_FLAG=REF_MISMATCH and unscored (default: stop with an error)")
     parser.add_argument("--labels", default=None, help="TSV `chrom pos ref alt label` (label 0/1): print AUROC and "
@@ -213,7 +215,8 @@ def score_variants_main(argv: list[str]) -> int:
                         "0/1 per ALT)")
     parser.add_argument("--markov-max-order", type=int, default=8, help="with labels: the Markov baseline's order "
                         "is chosen in 0..this (default 8)")
-    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows (causal models: tiles) per forward pass "
+                        "(default 8)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--precision", default="auto", choices=("auto", "32", "bf16", "16"))
     parser.add_argument("--cache-dir", default=None, help="prepared-genome cache")
@@ -229,7 +232,7 @@ def score_variants_main(argv: list[str]) -> int:
         if not os.path.isfile(path):
             raise InputFileError(f"{path}: no such {what} file")
     scores = tuple(s.strip() for s in args.scores.split(",") if s.strip())
-    options = ScoreOptions(args.window, scores, args.reverse_complement)
+    options = ScoreOptions(args.window, scores, args.reverse_complement, args.span)
     out, records, seconds, table = score_variants(
         args.model, args.fasta, args.vcf, args.out, options, args.tsv, args.keep_mismatches, args.device,
         args.precision, args.batch_size, args.cache_dir, progress=not args.quiet, labels_tsv=args.labels,
@@ -253,7 +256,9 @@ def mutagenize_main(argv: list[str]) -> int:
     parser.add_argument("--score", default="", help="llr (causal), log_odds (masked), cosine or l2; default the "
                         "model's own")
     parser.add_argument("--reverse-complement", action="store_true", help="average over both strands")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--span", type=int, default=None, help="causal models: bases after the allele that its "
+                        "scores cover (default window/4)")
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--quiet", action="store_true")
@@ -261,7 +266,7 @@ def mutagenize_main(argv: list[str]) -> int:
     from genomenet.downstream.mutagenesis import mutagenize
     from genomenet.downstream.variant_effects import ScoreOptions
 
-    options = ScoreOptions(args.window, (args.score,) if args.score else (), args.reverse_complement)
+    options = ScoreOptions(args.window, (args.score,) if args.score else (), args.reverse_complement, args.span)
     for path in mutagenize(args.model, args.fasta, args.region, args.out, options, args.device, args.batch_size,
                            args.cache_dir, progress=not args.quiet):
         print(f"wrote {path}")

@@ -117,3 +117,14 @@ def test_overlapping_kmers_are_refused_for_language_model_training(capfd: pytest
     assert "data.kmer_stride=1 < kmer_size=3 (overlapping k-mers) is not supported" in line
     assert not (tmp_path / "checkpoints").exists()
     assert GenomeDataModule("genome.fa", tokenizer="kmer", kmer_size=3, kmer_stride=3).tokenizer.stride == 3
+
+
+@pytest.mark.parametrize(("config", "command"), [("configs/finetune_regions.yaml", "genomenet classify"),
+                                                 ("configs/segment_genes.yaml", "genomenet annotate")])
+def test_predict_with_a_fine_tuned_model_names_the_command_that_applies_it(capfd: pytest.CaptureFixture,
+                                                                          tmp_path: Path, config: str,
+                                                                          command: str) -> None:
+    data = ["--data.fasta", "data/dmel_chr4.fa.gz", "--data.regions", str(tmp_path / "labels.bed")] \
+        if "regions" in config else []
+    line = one_error_line(capfd, ["predict", "--config", config, *data, "--checkpoint.dirpath", str(tmp_path)])
+    assert "genomenet predict scores language models" in line and command in line

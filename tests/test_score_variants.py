@@ -54,18 +54,21 @@ def complement(text: str) -> str:
     return text[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
 
 
-def by_hand(model, k: int, text: str, start0: int, ref: str, alt: str, strand: str) -> tuple[float, float]:
+def by_hand(model, k: int, text: str, start0: int, ref: str, alt: str, strand: str,
+            span: int | None = None) -> tuple[float, float]:
     """(LLR, 1 - cosine) of one allele read as docs/variants.md says: the window/2-spaced tile (whole k-mers) that
-    holds the variant at least window/4 from its ends, its bases before the allele, the allele, then window/4 bases
-    after it; the embedding distance compares the mean hidden state of the rows from the variant's first token on."""
+    holds the variant at least window/4 from its ends, its bases before the allele, the allele, then `span` (default
+    window/4) bases after it; the embedding distance compares the mean hidden state of the rows from the variant's
+    first token on."""
     window = WINDOW // k * k
     quarter, stride = window // 4 // k * k, window // 2 // k * k
+    span = quarter if span is None else span
     t0 = (start0 - quarter) // stride * stride
     end = start0 + len(ref)
     if strand == "+":
-        before, after = text[t0:start0], text[end:end + quarter]
+        before, after = text[t0:start0], text[end:end + span]
     else:
-        before, after = complement(text[end:t0 + window]), complement(text[start0 - quarter:start0])
+        before, after = complement(text[end:t0 + window]), complement(text[start0 - span:start0])
         ref, alt = complement(ref), complement(alt)
     tokenizer = make_tokenizer(k)
     first = len(before) // k
@@ -74,13 +77,15 @@ def by_hand(model, k: int, text: str, start0: int, ref: str, alt: str, strand: s
     return ll_alt - ll_ref, float(cosine)
 
 
-@pytest.mark.parametrize(("k", "attention", "reverse_complement"),
-                         [(1, "dilated", False), (2, "dilated", False), (1, "dilated", True), (2, "dense", True),
-                          (1, "local", False)])
+@pytest.mark.parametrize(("k", "attention", "reverse_complement", "span"),
+                         [(1, "dilated", False, None), (2, "dilated", False, None), (1, "dilated", True, 40),
+                          (2, "dense", True, None), (1, "local", False, 5), (1, "dilated", False, 0)])
 def test_scores_equal_a_by_hand_computation_from_the_model(tmp_path: Path, genome_text: str, k: int,
-                                                           attention: str, reverse_complement: bool, capsys) -> None:
-    """Both strands, k-mers, SNVs, insertions and deletions; dilated and dense attention continue a cached reference
-    pass, local attention runs each reading whole: all equal the float64 likelihoods of the two readings."""
+                                                           attention: str, reverse_complement: bool,
+                                                           span: int | None, capsys) -> None:
+    """Both strands, k-mers, SNVs, insertions and deletions, spans inside and past the tile; dilated and dense
+    attention continue a cached reference pass, local attention runs each reading whole: all equal the float64
+    likelihoods of the two readings."""
     rng = random.Random(k)
     model_dir = tiny_model(tmp_path / "model", k=k, seed=rng.randrange(1000), attention=attention)
     rows = []
@@ -97,13 +102,14 @@ def test_scores_equal_a_by_hand_computation_from_the_model(tmp_path: Path, genom
     assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
                  str(out), "--window", str(WINDOW), "--scores", "llr,cosine,l2", "--cache-dir",
                  str(tmp_path / "cache"), "--quiet", "--device", "cpu", "--batch-size", "2"]
-                + ["--reverse-complement"] * reverse_complement) == 0
+                + ["--reverse-complement"] * reverse_complement + (["--span", str(span)] if span is not None else [])
+                ) == 0
     model = load_pretrained(model_dir)
     records = list(pysam.VariantFile(str(out)))
     assert [(r.pos, r.ref, r.alts[0]) for r in records] == [(p, r, a) for _, p, r, a in rows]
     for record, (_, pos, ref, alt) in zip(records, rows, strict=True):
         strands = ("+", "-") if reverse_complement else ("+",)
-        expected = np.mean([by_hand(model, k, genome_text, pos - 1, ref, alt, s) for s in strands], axis=0)
+        expected = np.mean([by_hand(model, k, genome_text, pos - 1, ref, alt, s, span) for s in strands], axis=0)
         assert record.info["GN_LLR"][0] == pytest.approx(expected[0], abs=2e-3)
         assert record.info["GN_COS"][0] == pytest.approx(expected[1], abs=1e-4)
         assert record.info["GN_L2"][0] >= 0

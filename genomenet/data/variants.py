@@ -175,16 +175,17 @@ def tile_bounds(length: int, start: int, ref_len: int, window: int, k: int) -> t
 
 
 def allele_reading(genome: PreparedGenome, variant: Variant, alt: str, window: int, tokenizer: KmerTokenizer,
-                   strand: str) -> AlleleReading | str:
-    """How the causal scorer reads one allele on one strand (docs/variants.md, "Windows"), or the flag that says why
-    it cannot."""
+                   strand: str, span: int | None = None) -> AlleleReading | str:
+    """How the causal scorer reads one allele on one strand (docs/variants.md, "The windows and the formulas"): the
+    tile's bases before it, the allele, then `span` bases (default window/4) after it; or the flag that says why it
+    cannot be read."""
     k, ref_len = tokenizer.k, len(variant.ref)
     length = genome.chromosome(variant.chrom).length
     tile = tile_bounds(length, variant.start, ref_len, window, k)
-    if tile is None:
+    span = max((window // k * k // 4) // k * k, k) if span is None else span
+    if tile is None or variant.start < span or variant.start + ref_len + span > length:
         return "EDGE"
     t0, t1 = tile
-    span = max((window // k * k // 4) // k * k, k)
     lo, hi = variant.start - span, variant.start + ref_len + span   # the allele and `span` bases on each side
     codes = np.asarray(genome.bases(variant.chrom, lo, hi), dtype=np.uint8) & CODE_MASK
     alt_codes = np.concatenate([codes[:span], pack(alt) & CODE_MASK, codes[span + ref_len:]])

@@ -38,7 +38,7 @@ def parse_region(text: str, lengths: dict[str, int]) -> tuple[str, int, int]:
 
 
 def mutagenize(model: str, fasta: str, region: str, out: str, options: ScoreOptions, device: str = "auto",
-               batch_size: int = 16, cache_dir: str | None = None, progress: bool = True) -> list[Path]:
+               batch_size: int = 8, cache_dir: str | None = None, progress: bool = True) -> list[Path]:
     runner = InferenceModel.load(model, device, "auto", batch_size)
     genome = prepare(fasta, cache_dir, progress=progress)
     chrom, start, end = parse_region(region, genome.lengths)
@@ -91,8 +91,7 @@ def heatmap(effects: np.ndarray, name: str, title: str, path: Path) -> None:
     width = min(max(6.0, len(effects) / 25), 40.0)
     fig, ax = plt.subplots(figsize=(width, 2.2))
     limit = np.nanmax(np.abs(effects)) if not np.isnan(effects).all() else 1.0
-    cmap = plt.get_cmap("RdBu").copy()
-    cmap.set_bad("0.6")  # the reference base: grey
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="0.6")  # the reference base: grey
     image = ax.imshow(np.ma.masked_invalid(effects.T), aspect="auto", cmap=cmap, vmin=-limit, vmax=limit,
                       interpolation="nearest")
     ax.set_yticks(range(4), list(BASES))

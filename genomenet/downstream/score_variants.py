@@ -120,7 +120,7 @@ def scan_vcf(vcf_path: str, match: ContigMatcher, genome) -> tuple[dict[str, int
 
 
 def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: ScoreOptions, tsv: str | None = None,
-                   keep_mismatches: bool = False, device: str = "auto", precision: str = "auto", batch_size: int = 16,
+                   keep_mismatches: bool = False, device: str = "auto", precision: str = "auto", batch_size: int = 8,
                    cache_dir: str | None = None, progress: bool = True, labels_tsv: str | None = None,
                    label_info: str | None = None, markov_max_order: int = 8) -> tuple[Path, int, float, str | None]:
     """Score every record; returns (output path, records, seconds, the labelled evaluation table or None)."""

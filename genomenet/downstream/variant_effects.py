@@ -18,6 +18,7 @@ With `reverse_complement`, each score is the mean of the forward reading and the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -47,6 +48,8 @@ class ScoreOptions:
     """Which of SCORES; empty: the model objective's own (llr for causal, log_odds for masked) and cosine."""
     reverse_complement: bool = False
     """Average every score over both strands."""
+    span: int | None = None
+    """Causal models: bases after the allele that its scores cover (default window/4)."""
 
 
 def default_scores(causal: bool) -> tuple[str, ...]:
@@ -68,7 +71,11 @@ class VariantScorer:
             raise ConfigError(f"--scores {wrong[0]} does not fit this {kind} LM (llr needs a causal model, log_odds "
                               f"a masked one; cosine and l2 fit both)")
         self.strands = ("+", "-") if options.reverse_complement else ("+",)
-        self.read = allele_reading if runner.causal else allele_windows
+        if options.span is not None and options.span < 0:
+            from genomenet.errors import ConfigError
+
+            raise ConfigError(f"--span {options.span} must be >= 0")
+        self.read = partial(allele_reading, span=options.span) if runner.causal else allele_windows
 
     def score(self, variants: list[Variant], flags: dict[int, str]) -> list[tuple[dict[str, list], list[str | None]]]:
         """Per variant: ({score: [value or None per ALT]}, [flag or None per ALT]). `flags`: record number -> a flag

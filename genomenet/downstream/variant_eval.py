@@ -3,7 +3,8 @@
 Labels are 1 for the class a score should rank first (e.g. rare, pathogenic) and 0 otherwise. Each score is oriented
 as an effect size, higher = more disruptive: -llr, -log_odds, cosine, l2 (and -LLR for the Markov baseline). The
 Markov model is counted on the FASTA outside every scored contig's variant span (first to last variant, widened by
-the window), its order chosen on the tail of that training part, and scores exactly the windows the model scores.
+the window), its order chosen on the tail of that training part; it scores each allele in a window centred on it
+(a Markov LLR changes only within the model's order of the variant, so the model's readings would give the same).
 """
 
 from __future__ import annotations

@@ -91,6 +91,8 @@ class GenomeCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand == "predict":
+            check_predictable(str(config.model.class_path))
         if "fasta" not in config.data.init_args:
             return
         fasta = Path(config.data.init_args.fasta)
@@ -191,6 +193,23 @@ class GenomeCLI(LightningCLI):
                                 self.export_dir(cfg), export, cfg.segment_max_bases, cfg.segment_cnn_channels)
         write_segment_json(report, self.run_dir() / "held_out_report.json")
         print(segment_final_lines(report), flush=True)
+
+
+APPLY_COMMANDS = {
+    "genomenet.training.finetune.RegionClassifier": "`genomenet classify --model EXPORTED --fasta --regions --out`",
+    "genomenet.training.segmenter.Segmenter": "`genomenet annotate --model EXPORTED --fasta --out`",
+    "genomenet.training.variant_finetune.VariantEffectClassifier": "its report after `genomenet fit` (the test "
+    "split's scores); `genomenet score-variants` gives the backbone's zero-shot scores",
+}
+
+
+def check_predictable(model_class: str) -> None:
+    """`genomenet predict` writes a language model's per-window scores; a fine-tuned model is applied by its own
+    command, which a ConfigError names (instead of a traceback from the LM's prediction writer)."""
+    if model_class in APPLY_COMMANDS:
+        name = model_class.rsplit(".", 1)[-1]
+        raise ConfigError(f"genomenet predict scores language models; a {name} is applied with "
+                          f"{APPLY_COMMANDS[model_class]}")
 
 
 def check_ckpt_path(ckpt_path: str | None) -> None:
