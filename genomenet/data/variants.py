@@ -182,7 +182,7 @@ def allele_reading(genome: PreparedGenome, variant: Variant, alt: str, window: i
     k, ref_len = tokenizer.k, len(variant.ref)
     length = genome.chromosome(variant.chrom).length
     tile = tile_bounds(length, variant.start, ref_len, window, k)
-    span = max((window // k * k // 4) // k * k, k) if span is None else span
+    span = max((window // k * k // 4) // k * k, k) if span is None else max(span, k - 1)  # every allele fills a token
     if tile is None or variant.start < span or variant.start + ref_len + span > length:
         return "EDGE"
     t0, t1 = tile

@@ -210,10 +210,10 @@ class TilePass:
         """(slot, reading) -> (index, reference rows, alternative rows), in batches of about `tokens` rows.
         A reference allele inside its tile is read from the tile pass; anything else continues from its prefix."""
         rows: list[tuple[int, np.ndarray, int, str]] = []   # (slot, tokens from `first`, `first`, job & allele)
+        tiles = self.ids.cpu().numpy()
         for j, (slot, reading) in enumerate(jobs):
-            n = self.ids.shape[1]
-            inside = reading.first + len(reading.ref) <= n and np.array_equal(
-                self.ids[slot, reading.first:reading.first + len(reading.ref)].cpu().numpy(), reading.ref)
+            inside = reading.first + len(reading.ref) <= tiles.shape[1] and np.array_equal(
+                tiles[slot, reading.first:reading.first + len(reading.ref)], reading.ref)
             if not inside:
                 rows.append((slot, reading.ref, reading.first, f"{j}:ref"))
             rows.append((slot, reading.alt, reading.first, f"{j}:alt"))
