@@ -38,6 +38,8 @@ from genomenet.data.variants import (
 from genomenet.inference.runner import InferenceModel
 
 SCORES = ("llr", "log_odds", "cosine", "l2")
+TILE_TOKENS = 65_536
+"""At most this many tokens of tiles per reference pass: their q, k, v are kept while the alleles continue them."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ class VariantScorer:
             by_tile.setdefault(reading.tile, []).append(i)
         tiles = sorted(by_tile, key=lambda t: (t.chrom, t.strand, t.start))
         out: list[dict[str, float | None]] = [{} for _ in readings]
-        for first in range(0, len(tiles), self.runner.batch_size):
-            group = tiles[first:first + self.runner.batch_size]
+        per_pass = max(1, min(self.runner.batch_size, TILE_TOKENS // max(1, self.options.window // self.runner.k)))
+        for first in range(0, len(tiles), per_pass):
+            group = tiles[first:first + per_pass]
             tile_pass = TilePass.run(self.runner, [tile_ids(self.genome, t, self.runner.tokenizer) for t in group])
             jobs = [(slot, i) for slot, tile in enumerate(group) for i in by_tile[tile]]
             for j, ref, alt in tile_pass.continue_readings(self.runner, [(slot, readings[i]) for slot, i in jobs]):
