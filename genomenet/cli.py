@@ -201,7 +201,8 @@ def score_variants_main(argv: list[str]) -> int:
     parser.add_argument("--vcf", required=True, help="VCF or BCF, plain or bgzipped")
     parser.add_argument("--out", required=True, help="output VCF; .vcf.gz is bgzipped and tabix-indexed")
     parser.add_argument("--tsv", default=None, help="also write the scores as a TSV, one row per ALT")
-    parser.add_argument("--window", type=int, default=1024, help="bases per window around a variant (default 1024)")
+    parser.add_argument("--window", type=int, default=1024, help="bases per tile (causal models) or window centred "
+                        "on a variant (masked models), default 1024; docs/variants.md")
     parser.add_argument("--scores", default="", help="comma-separated of llr (causal LM), log_odds (masked LM), "
                         "cosine, l2; default: the model's own (llr or log_odds) and cosine")
     parser.add_argument("--reverse-complement", action="store_true", help="average each score over both strands")
@@ -252,7 +253,8 @@ def mutagenize_main(argv: list[str]) -> int:
     parser.add_argument("--fasta", required=True, help="FASTA file")
     parser.add_argument("--region", required=True, help="chrom:start-end, 1-based inclusive")
     parser.add_argument("--out", required=True, help="output prefix: PREFIX.tsv, PREFIX.png, PREFIX.bedGraph")
-    parser.add_argument("--window", type=int, default=1024, help="bases per window around each variant")
+    parser.add_argument("--window", type=int, default=1024, help="bases per tile (causal models) or window centred "
+                        "on each variant (masked models), default 1024")
     parser.add_argument("--score", default="", help="llr (causal), log_odds (masked), cosine or l2; default the "
                         "model's own")
     parser.add_argument("--reverse-complement", action="store_true", help="average over both strands")
