@@ -185,7 +185,8 @@ def losses(report: SegmentReport) -> list[str]:
     model, said = report.means[report.model_row]["mcc"], []
     for name in report.rows:
         if name != report.model_row and not model > report.means[name]["mcc"]:
-            said.append(f"the {report.model_row} LOSES to the {name} on mean MCC ({model:.3f} vs "
+            verdict = "TIES with" if model == report.means[name]["mcc"] else "LOSES to"
+            said.append(f"the {report.model_row} {verdict} the {name} on mean MCC ({model:.3f} vs "
                         f"{report.means[name]['mcc']:.3f})")
     best = report.best_baseline()
     if best is None:
