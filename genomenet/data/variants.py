@@ -204,14 +204,6 @@ def allele_reading(genome: PreparedGenome, variant: Variant, alt: str, window: i
     return AlleleReading(VariantTile(variant.chrom, t0, t1, strand), first, ref, alt_ids)
 
 
-def tile_ids(genome: PreparedGenome, tile: VariantTile, tokenizer: KmerTokenizer) -> np.ndarray:
-    """The tile's tokens on its strand."""
-    codes = np.asarray(genome.bases(tile.chrom, tile.start, tile.end), dtype=np.uint8) & CODE_MASK
-    if tile.strand == "-":
-        codes = reverse_complement_packed(codes)
-    return tokenizer.encode_packed(codes).astype(np.int64)
-
-
 def read_label_tsv(path: str | Path) -> dict[tuple[str, int, str, str], int]:
     """(chrom, 1-based pos, REF, ALT) -> 0/1 from a TSV with a header `chrom pos ref alt label`."""
     labels = {}

@@ -33,9 +33,9 @@ from genomenet.data.variants import (
     VariantTile,
     allele_reading,
     allele_windows,
-    tile_ids,
 )
-from genomenet.inference.runner import InferenceModel
+from genomenet.errors import ConfigError
+from genomenet.inference.runner import InferenceModel, tile_tokens
 
 SCORES = ("llr", "log_odds", "cosine", "l2")
 TILE_TOKENS = 65_536
@@ -67,15 +67,11 @@ class VariantScorer:
         wrong = [s for s in self.scores if s not in SCORES or (s == "llr" and not runner.causal)
                  or (s == "log_odds" and runner.causal)]
         if wrong:
-            from genomenet.errors import ConfigError
-
             kind = "causal" if runner.causal else "masked"
             raise ConfigError(f"--scores {wrong[0]} does not fit this {kind} LM (llr needs a causal model, log_odds "
                               f"a masked one; cosine and l2 fit both)")
         self.strands = ("+", "-") if options.reverse_complement else ("+",)
         if options.span is not None and options.span < 0:
-            from genomenet.errors import ConfigError
-
             raise ConfigError(f"--span {options.span} must be >= 0")
         self.read = partial(allele_reading, span=options.span) if runner.causal else allele_windows
 
@@ -123,7 +119,7 @@ class VariantScorer:
         per_pass = max(1, min(self.runner.batch_size, TILE_TOKENS // max(1, self.options.window // self.runner.k)))
         for first in range(0, len(tiles), per_pass):
             group = tiles[first:first + per_pass]
-            tile_pass = TilePass.run(self.runner, [tile_ids(self.genome, t, self.runner.tokenizer) for t in group])
+            tile_pass = TilePass.run(self.runner, [tile_tokens(self.genome, t, self.runner.tokenizer) for t in group])
             jobs = [(slot, i) for slot, tile in enumerate(group) for i in by_tile[tile]]
             for j, ref, alt in tile_pass.continue_readings(self.runner, [(slot, readings[i]) for slot, i in jobs]):
                 i = jobs[j][1]
