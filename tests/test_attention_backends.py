@@ -3,10 +3,11 @@ passes a correct kernel and rejects a wrong one."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from genomenet.attention import backends
-from genomenet.attention.backends import SELF_CHECK_SHAPES, Chunked, TorchCPUFlash, _compare_with_chunked
+from genomenet.attention.backends import SELF_CHECK_SHAPES, Chunked, TorchCPUFlash, _compare_with_chunked, kernel_lse
 
 
 def test_the_self_check_covers_uneven_lengths_and_head_sizes_32_64_128() -> None:
@@ -47,3 +48,14 @@ def test_flash_attn_is_used_only_from_the_version_whose_interface_is_called(monk
     monkeypatch.setattr(backends, "flash_attn_version", lambda: backends.FLASH_ATTN_MIN_VERSION)
     assert backends.FlashAttn().supports(torch.device("cuda"), torch.bfloat16, False)
     assert not backends.FlashAttn().supports(torch.device("cuda"), torch.bfloat16, True)   # no masks
+
+
+@pytest.mark.parametrize("rows", [1, 33, 77, 80, 1024])
+def test_the_efficient_backward_gets_its_lse_padded_to_the_kernels_row_layout(rows: int) -> None:
+    """The CUDA memory-efficient backward rejects a head stride that is not a multiple of 8 (uneven row counts);
+    its forward pads rows to a multiple of 32, and the backward gets the same layout with the values unchanged."""
+    lse = torch.randn(2, 3, rows)
+    padded = kernel_lse(lse[..., :rows])
+    assert padded.shape[-1] % 32 == 0 and padded.shape[-1] - rows < 32
+    assert padded.stride(1) % 8 == 0 and padded.is_contiguous()
+    torch.testing.assert_close(padded[..., :rows], lse)

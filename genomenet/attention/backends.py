@@ -77,9 +77,17 @@ class TorchCUDAEfficient:
             bias = bias.expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
         philox = torch.zeros(2, dtype=torch.int64, device=q.device)
         dq, dk, dv, _ = torch.ops.aten._scaled_dot_product_efficient_attention_backward(
-            grad_out, q, k, v, bias, out, lse.contiguous(), philox, philox, 0.0, [True, True, True, False], causal
+            grad_out, q, k, v, bias, out, kernel_lse(lse), philox, philox, 0.0, [True, True, True, False], causal
         )
         return dq, dk, dv
+
+
+def kernel_lse(lse: Tensor) -> Tensor:
+    """The log-sum-exp in the layout the memory-efficient backward reads: rows padded to a multiple of 32, as its
+    forward returns them (the kernel rejects a head stride that is not a multiple of 8, "LSE is not correctly aligned
+    (strideH)", as a row count such as 77 gives). The padding rows are never read."""
+    rows = lse.shape[-1]
+    return torch.nn.functional.pad(lse, (0, -rows % 32)).contiguous()
 
 
 class FlashAttn:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fill .gpu/ (git-ignored through .git/info/exclude) with what gpu.sh needs on a device machine that sees only the
 # repository: the chr20 FASTA and the 1000 Genomes file (as .gpu/shared/data/...), the task files made here, and the
-# quickstart model. Wheels of the packages the device image lacks go to .whl/ (see docs/gpu.md).
+# quickstart model; and wheels of the packages the device image lacks into .whl/ (README.md beside this).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 python tasks/promoters_chr20/make_regions.py >/dev/null
@@ -15,4 +15,9 @@ mkdir -p .gpu/runs/tasks/promoters_chr20 .gpu/runs/tasks/variants_1kg_chr20
 cp runs/tasks/promoters_chr20/*.bed .gpu/runs/tasks/promoters_chr20/
 cp runs/tasks/variants_1kg_chr20/{subset.vcf.gz,subset.vcf.gz.tbi,labels.tsv,heldout.bed} .gpu/runs/tasks/variants_1kg_chr20/
 cp -r runs/quickstart/model .gpu/runs/quickstart/
+mkdir -p .whl
+python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 -d .whl jsonargparse==4.53.0 pyfaidx==0.9.2.2 pysam==0.24.1 biopython==1.88 \
+  docstring_parser==0.18.0 typeshed_client==2.15.0 importlib_resources==7.1.0
 du -sh .gpu .whl

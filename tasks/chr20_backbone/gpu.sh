@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call (docs/gpu.md): GPU self-check of the cached-rows path, pre-train the shared chr20 backbone in a
+# One device call (README.md beside this): GPU self-check of the cached-rows path, pre-train the shared chr20 backbone in a
 # fixed time budget, score the variants task zero-shot with it, variant-scoring throughput on the GPU, fine-tune
 # promoters_chr20 from it. Each step is capped by `timeout` and leaves its results under $OUT at once, so a step that
 # fails or runs out of time still returns the earlier ones. Run bundle.sh here first; the call carries .gpu and .whl.
