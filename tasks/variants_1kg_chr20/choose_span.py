@@ -1,10 +1,12 @@
-"""Choose the LLR's span (bases scored after the allele) on validation variants, never on the test ones.
+"""Choose the LLR's span (bases scored after the allele), and whether to average both strands, on validation
+variants, never on the test ones.
 
 The validation variants are a seeded sample of the labelled 1000 Genomes chr20 records that are not in the test
 subset (`make_labels.py`); each span is scored with `genomenet score-variants` and judged by the zero-shot LLR's
-AUROC (rare vs common). Prints one row per span and the chosen one.
+AUROC (rare vs common). Prints one row per (span, strands) and the chosen one.
 
     python tasks/variants_1kg_chr20/choose_span.py --spans 0 8 32 256
+    python tasks/variants_1kg_chr20/choose_span.py --spans 256 --strands one both   # --reverse-complement or not
 """
 
 from __future__ import annotations
@@ -71,21 +73,29 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=1000)
     parser.add_argument("--window", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--strands", nargs="+", choices=["one", "both"], default=["one"],
+                        help="both: score-variants --reverse-complement (each score averaged over the two strands)")
     args = parser.parse_args()
     vcf, labels = validation_set(args.out_dir, args.test_labels, args.per_class, args.seed)
     print(f"validation: {2 * args.per_class} variants outside the test subset ({vcf})")
-    print("| span (bases after the allele) | scored | LLR AUROC | seconds |")
-    print("|---:|---:|---:|---:|")
-    results = {}
+    print("| span (bases after the allele) | strands | scored | LLR AUROC | seconds |")
+    print("|---:|---|---:|---:|---:|")
+    results, markov = {}, ""
     for span in args.spans:
-        tsv = args.out_dir / f"span_{span}.tsv"
-        _, _, seconds, _ = score_variants(args.model, str(GENOME), str(vcf), str(args.out_dir / f"span_{span}.vcf"),
-                                          ScoreOptions(args.window, ("llr",), span=span), tsv=str(tsv),
-                                          progress=False)
-        results[span], scored = llr_auroc(tsv, labels)
-        print(f"| {span} | {scored} | {results[span]:.3f} | {seconds:.0f} |", flush=True)
-    best = max(results, key=results.get)
-    print(f"chosen span: {best} (validation LLR AUROC {results[best]:.3f})")
+        for strands in args.strands:
+            name = f"span_{span}" + ("_both" if strands == "both" else "")
+            options = ScoreOptions(args.window, ("llr",), reverse_complement=strands == "both", span=span)
+            _, _, seconds, table = score_variants(
+                args.model, str(GENOME), str(vcf), str(args.out_dir / f"{name}.vcf"), options,
+                tsv=str(args.out_dir / f"{name}.tsv"), progress=False,
+                labels_tsv=None if results else str(labels))   # the Markov LLR's row, once
+            if table is not None:
+                markov = next(line for line in table.splitlines() if "Markov" in line)
+            results[span, strands], scored = llr_auroc(args.out_dir / f"{name}.tsv", labels)
+            print(f"| {span} | {strands} | {scored} | {results[span, strands]:.3f} | {seconds:.0f} |", flush=True)
+    span, strands = max(results, key=results.get)
+    print(f"the Markov baseline on the same variants: {markov}")
+    print(f"chosen: span {span}, {strands} strand(s) (validation LLR AUROC {results[span, strands]:.3f})")
 
 
 if __name__ == "__main__":
