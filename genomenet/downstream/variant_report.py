@@ -21,8 +21,10 @@ FORMAT = "genomenet-variant-head/1"
 
 
 @torch.no_grad()
-def split_outputs(module, datamodule, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list]:
-    """(features, head probabilities, targets, Markov LLR, zero-shot LLR or None per example) of one split."""
+def split_outputs(module, datamodule, split: str, zero_shot: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list]:
+    """(features, head probabilities, targets, Markov LLR, zero-shot LLR or None per example) of one split; without
+    `zero_shot` the LLR list is empty (it costs a second pass of the backbone over every window)."""
     module.eval()
     feats, probs, targets, markov, llr = [], [], [], [], []
     for batch in datamodule.dataloader(split):
@@ -31,7 +33,7 @@ def split_outputs(module, datamodule, split: str) -> tuple[np.ndarray, np.ndarra
         probs.append(torch.sigmoid(module.head(f)[:, 0]).float().cpu().numpy())
         targets.append(batch["target"].numpy())
         markov.append(batch["markov"].numpy())
-        llr += zero_shot_llr(module, batch)
+        llr += zero_shot_llr(module, batch) if zero_shot else []
     return (np.concatenate(feats), np.concatenate(probs), np.concatenate(targets), np.concatenate(markov), llr)
 
 
@@ -59,7 +61,7 @@ def variant_report(module, datamodule, out_dir: Path, export: bool = True) -> di
     """Print the table; returns {row: {auroc, auprc}} and, when exported, the model directory under `model_dir`."""
     datamodule.setup()
     module = module.cpu().float()
-    x_train, _, y_train, m_train, _ = split_outputs(module, datamodule, "train")
+    x_train, _, y_train, m_train, _ = split_outputs(module, datamodule, "train", zero_shot=False)
     x_test, p_test, y_test, m_test, llr_test = split_outputs(module, datamodule, "test")
     rows = {HEAD_ROW: metrics(y_test, p_test)}
     features = logistic_regression("binary").fit(x_train, y_train.astype(int))
