@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../.."
 python tasks/promoters_chr20/make_regions.py >/dev/null
 python tasks/variants_1kg_chr20/make_labels.py >/dev/null
 python tasks/chr20_backbone/make_split.py
+for path in /.gpu/ /.whl/; do grep -qx "$path" .git/info/exclude 2>/dev/null || echo "$path" >> .git/info/exclude; done
 rm -rf .gpu && mkdir -p .gpu/shared/data/genomes .gpu/shared/data/variants .gpu/runs/tasks .gpu/runs/quickstart
 cp ../shared/data/genomes/grch37_chr20.fa.gz .gpu/shared/data/genomes/
 cp ../shared/data/variants/1kg_phase3_chr20_1-4Mb.vcf.gz* .gpu/shared/data/variants/
