@@ -28,21 +28,31 @@ def backbone_from(config: str) -> LongNetConfig:
     return LongNetConfig(**{**backbone, "vocab_size": VOCAB})
 
 
-def tokens_per_second(cfg: LongNetConfig, batch: int, length: int, steps: int, warmup: int = 1) -> float:
-    """Mean training tokens/second over `steps` steps after `warmup` steps, random tokens."""
+def tokens_per_second(cfg: LongNetConfig, batch: int, length: int, steps: int, warmup: int = 1,
+                      device: str = "cpu") -> float:
+    """Mean training tokens/second over `steps` steps after `warmup` steps, random tokens (bf16 autocast on CUDA)."""
     torch.manual_seed(0)
-    model = LongNet(cfg)
+    device = torch.device(device)
+    model = LongNet(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = torch.randint(0, 4, (batch, length))
+    ids = torch.randint(0, 4, (batch, length), device=device)
     targets = causal_targets(ids, ids < 4)
     for i in range(warmup + steps):
         if i == warmup:
+            synchronize(device)
             start = time.perf_counter()
-        nll, count = nll_sum_and_count(model(ids), targets)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            nll, count = nll_sum_and_count(model(ids), targets)
         (nll / count).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+    synchronize(device)
     return batch * length * steps / (time.perf_counter() - start)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main() -> None:

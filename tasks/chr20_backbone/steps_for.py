@@ -10,34 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from pathlib import Path
 
 import torch
 import yaml
 
-from genomenet.model.longnet import LongNet, LongNetConfig
-from genomenet.model.objectives import causal_targets, nll_sum_and_count
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from throughput import tokens_per_second  # noqa: E402
 
-
-def steps_per_second(cfg: LongNetConfig, batch: int, length: int, steps: int, device: torch.device) -> float:
-    model = LongNet(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = torch.randint(0, 4, (batch, length), device=device)
-    targets = causal_targets(ids, ids < 4)
-    start = 0.0
-    for i in range(5 + steps):
-        if i == 5:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            nll, count = nll_sum_and_count(model(ids), targets)
-        (nll / count).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps / (time.perf_counter() - start)
+from genomenet.model.longnet import LongNetConfig  # noqa: E402
 
 
 def main() -> None:
@@ -49,8 +30,9 @@ def main() -> None:
     args = parser.parse_args()
     config = yaml.safe_load(open(args.config))
     cfg = LongNetConfig(**{**config["model"]["backbone"], "vocab_size": 10})
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rate = steps_per_second(cfg, config["data"]["batch_size"], config["data"]["context_length"], args.steps, device)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    batch, length = config["data"]["batch_size"], config["data"]["context_length"]
+    rate = tokens_per_second(cfg, batch, length, args.steps, warmup=5, device=device) / (batch * length)
     steps = max(1, int(args.seconds * rate * args.margin))
     print(f"{rate:.2f} steps/s on {device}: {steps} steps in {args.seconds:.0f} s", file=sys.stderr)
     print(steps)
