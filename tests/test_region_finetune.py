@@ -107,15 +107,20 @@ def test_an_exported_classifier_gives_the_same_probabilities_as_before_export(tm
     tokenizer = make_tokenizer(1)
     cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=2, d_model=32, n_heads=2, segment_lengths=[32, 64],
                         dilation_rates=[1, 2])
-    for pooling in ("mean", "attention", "last"):
-        net = RegionClassifierNet(LongNet(cfg, causal=pooling == "last"), 3, pooling, tokenizer.pad_id).eval()
-        info = ClassifierInfo(cfg, pooling == "last", 1, pooling, {"kind": "multiclass", "classes": ["a", "b", "c"]},
-                              {"length": 64, "mode": "region", "flank": 5})
-        loaded = load_classifier(export_classifier(net, info, tmp_path / pooling), lambda k: make_tokenizer(k).pad_id)
+    spans = torch.tensor([[10, 30], [5, 6], [0, 64]])
+    for pooling, pool_over, strands in [("mean", "window", "one"), ("attention", "region", "one"),
+                                        ("last", "window", "both"), ("mean", "region", "both")]:
+        causal = pooling == "last" or strands == "both"
+        net = RegionClassifierNet(LongNet(cfg, causal=causal), 3, pooling, tokenizer.pad_id, pool_over=pool_over,
+                                  strands=strands, reverse_complement_ids=tokenizer.reverse_complement_ids).eval()
+        info = ClassifierInfo(cfg, causal, 1, pooling, {"kind": "multiclass", "classes": ["a", "b", "c"]},
+                              {"length": 64, "mode": "region", "flank": 5}, pool_over, strands)
+        folder = tmp_path / f"{pooling}_{pool_over}_{strands}"
+        loaded = load_classifier(export_classifier(net, info, folder), make_tokenizer)
         ids = torch.randint(0, 4, (3, 64))
         ids[0, 40:] = tokenizer.pad_id  # a short region
         with torch.no_grad():
-            assert torch.equal(net(ids), loaded(ids))
+            assert torch.equal(net(ids, spans), loaded(ids, spans))
         assert loaded.info == info
 
 

@@ -1,7 +1,8 @@
 """`RegionDataModule`: a FASTA and a labelled BED, split without leaks, served as (token window, target) batches.
 
 A batch is a dict: `input_ids` LongTensor (b, n) (pad_id after a short region), `target` FloatTensor (b, 1) or
-(b, classes), `index` LongTensor (b) (row of the split's table). Every window is tokenized once, at setup: a labelled
+(b, classes), `region` LongTensor (b, 2) (the [first, end) tokens that hold the region's bases, for pooling over the
+region), `index` LongTensor (b) (row of the split's table). Every window is tokenized once, at setup: a labelled
 BED is thousands of regions, not a genome.
 """
 
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from genomenet.data.cache import PreparedGenome, prepare
 from genomenet.data.intervals import Interval, Region, read_bed_regions
 from genomenet.data.labels import LabelSet, TaskKind, infer_labels
-from genomenet.data.region_windows import WindowMode, WindowSpec, n_fraction, region_tokens
+from genomenet.data.region_windows import WindowMode, WindowSpec, n_fraction, region_span, region_tokens
 from genomenet.data.splits import (
     SPLITS,
     Block,
@@ -43,6 +44,7 @@ class LabelledWindows:
     windows: list[Interval]
     tokens: np.ndarray   # (regions, tokens) int64
     targets: np.ndarray  # (regions, 1 | classes) float32
+    spans: np.ndarray    # (regions, 2) int64: [first, end) tokens of the region in its row of `tokens`
 
 
 class WindowDataset(Dataset):
@@ -56,12 +58,19 @@ class WindowDataset(Dataset):
         return len(self.data.regions)
 
     def __getitem__(self, i: int) -> dict:
-        row = self.data.tokens[i]
+        row, span = self.data.tokens[i], self.data.spans[i]
         if self.shift:
             offset = int(np.random.randint(0, 2 * self.shift + 1)) if self.random else self.shift
             row = row[offset:len(row) - 2 * self.shift + offset]
+            span = crop_span(span, offset, len(row))
         return {"input_ids": torch.from_numpy(np.ascontiguousarray(row)),
-                "target": torch.from_numpy(self.data.targets[i]), "index": i}
+                "target": torch.from_numpy(self.data.targets[i]), "region": torch.from_numpy(span), "index": i}
+
+
+def crop_span(span: np.ndarray, offset: int, n_tokens: int) -> np.ndarray:
+    """A token span moved into a row cropped at `offset` to `n_tokens` tokens (at least one token kept)."""
+    first = min(max(int(span[0]) - offset, 0), n_tokens - 1)
+    return np.array([first, max(min(int(span[1]) - offset, n_tokens), first + 1)], dtype=np.int64)
 
 
 class RegionDataModule(SplitLoaders, L.LightningDataModule):
@@ -171,7 +180,9 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
             else np.zeros((0, n_tokens), dtype=np.int64)
         targets = np.stack([self.labels.target(r.name) for r in regions]) if regions \
             else np.zeros((0, self.labels.num_outputs if self.labels.kind != "multiclass" else 1), np.float32)
-        return LabelledWindows(regions, [self.spec.interval(r) for r in regions], tokens, targets)
+        spans = np.array([region_span(r, self.read_spec, self.tokenizer) for r in regions], dtype=np.int64)
+        return LabelledWindows(regions, [self.spec.interval(r) for r in regions], tokens, targets,
+                               spans.reshape(len(regions), 2))
 
     def _check_classes(self) -> None:
         """Every class needs a training and a test example, or the held-out figures mean nothing; validation must
@@ -191,6 +202,12 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         """The centred model windows of a split (regions, tokens), what evaluation and the baselines read."""
         tokens = self.splits[split].tokens
         return tokens[:, self.shift_tokens:tokens.shape[1] - self.shift_tokens] if self.shift_tokens else tokens
+
+    def window_spans(self, split: str) -> np.ndarray:
+        """The regions' token spans (regions, 2) in the centred model windows of `window_tokens`."""
+        n_tokens = self.tokenizer.num_tokens(self.spec.length)
+        return np.stack([crop_span(span, self.shift_tokens, n_tokens) for span in self.splits[split].spans]) \
+            if len(self.splits[split].spans) else np.zeros((0, 2), dtype=np.int64)
 
     def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
         data = WindowDataset(self.splits[split], self.shift_tokens, random=shuffle)

@@ -63,6 +63,18 @@ def region_tokens(genome: PreparedGenome, region: Region, spec: WindowSpec, toke
     return out
 
 
+def region_span(region: Region, spec: WindowSpec, tokenizer: KmerTokenizer) -> tuple[int, int]:
+    """[first, end) of the window's tokens (on the region's reading strand) that hold the region's bases: what a
+    classifier pooling over the region reads. A region wider than the window spans the whole window."""
+    window = spec.interval(region)
+    start, end = max(region.start, window.start) - window.start, min(region.end, window.end) - window.start
+    if region.reading_strand == "-":
+        start, end = window.length - end, window.length - start
+    n_tokens = tokenizer.num_tokens(window.length)
+    first = min(int(tokenizer.token_index(start)), n_tokens - 1)
+    return first, max(min(int(tokenizer.token_index(max(end - 1, start))) + 1, n_tokens), first + 1)
+
+
 def n_fraction(genome: PreparedGenome, window: Interval) -> float:
     """Share of the window's bases that are N (or past the chromosome's ends)."""
     length = genome.chromosome(window.chrom).length

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from genomenet.baselines.kmer import FittedBaseline, choose_and_fit, kmer_spectrum, predict_probs
 from genomenet.data.cache import prepare
 from genomenet.data.intervals import read_bed_regions
-from genomenet.data.region_windows import WindowSpec, region_tokens, window_bases
+from genomenet.data.region_windows import WindowSpec, region_span, region_tokens, window_bases
 from genomenet.data.tokenizers import CODE_MASK, make_tokenizer
 from genomenet.errors import InputFileError
 from genomenet.evaluation.classification import METRICS, classification_metrics, per_class_metrics
@@ -34,14 +34,16 @@ MODEL_ROW = "fine-tuned LongNet"
 
 
 @torch.no_grad()
-def window_outputs(net: RegionClassifierNet, tokens: np.ndarray, what: str, kind: str = "", batch_size: int = 16,
-                   desc: str | None = None) -> np.ndarray:
-    """Class probabilities (`what="probs"`, (n, C)) or pooled features (`"features"`, (n, d)) of token windows."""
+def window_outputs(net: RegionClassifierNet, tokens: np.ndarray, spans: np.ndarray, what: str, kind: str = "",
+                   batch_size: int = 16, desc: str | None = None) -> np.ndarray:
+    """Class probabilities (`what="probs"`, (n, C)) or pooled features (`"features"`, (n, d)) of token windows and
+    their regions' token spans (n, 2)."""
     device = next(net.parameters()).device
     out = []
     for start in tqdm(range(0, len(tokens), batch_size), desc=desc, disable=desc is None, leave=False):
         ids = torch.from_numpy(tokens[start:start + batch_size]).to(device)
-        result = net.features(ids) if what == "features" else probabilities(net(ids).float(), kind)
+        span = torch.from_numpy(spans[start:start + batch_size]).to(device)
+        result = net.features(ids, span) if what == "features" else probabilities(net(ids, span).float(), kind)
         out.append(result.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
@@ -67,12 +69,15 @@ def kmer_baseline(datamodule, kmer_sizes: list[int]) -> tuple[FittedBaseline, np
     return fitted, predict_probs(kind, fitted.model, kmer_spectrum(codes["test"], k), n)
 
 
-def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int | None = None
-                 ) -> tuple[FittedBaseline, np.ndarray]:
-    """Logistic regression on the frozen pre-trained backbone's mean-pooled embeddings (C chosen on val), fitted on
-    every training window or a seeded subset of at most `max_bases` bases."""
+def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int | None = None,
+                 pool_over: str = "window", strands: str = "one") -> tuple[FittedBaseline, np.ndarray]:
+    """Logistic regression on the frozen pre-trained backbone's mean-pooled embeddings (C chosen on val), read where
+    the fine-tuned model reads (pool_over, strands), fitted on every training window or a seeded subset of at most
+    `max_bases` bases."""
     backbone = load_pretrained(init_weights).float()
-    net = RegionClassifierNet(backbone, 1, "mean", datamodule.tokenizer.pad_id).eval()
+    tokenizer = datamodule.tokenizer
+    net = RegionClassifierNet(backbone, 1, "mean", tokenizer.pad_id, pool_over=pool_over, strands=strands,
+                              reverse_complement_ids=tokenizer.reverse_complement_ids).eval()
     kind, splits = datamodule.labels.kind, datamodule.splits
     train = np.arange(len(splits["train"].regions))
     if max_bases is not None and len(train) * datamodule.spec.length > max_bases:
@@ -82,7 +87,9 @@ def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int 
         train = stratified_subset(splits["train"].targets, keep)
     tokens = {"train": datamodule.window_tokens("train")[train], "val": datamodule.window_tokens("val"),
               "test": datamodule.window_tokens("test")}
-    feats = {s: window_outputs(net, tokens[s], "features", batch_size=batch_size,
+    spans = {"train": datamodule.window_spans("train")[train], "val": datamodule.window_spans("val"),
+             "test": datamodule.window_spans("test")}
+    feats = {s: window_outputs(net, tokens[s], spans[s], "features", batch_size=batch_size,
                                desc=f"embedding {s} windows (linear probe)") for s in ("train", "val", "test")}
     options = [(f"C={c}", feats["train"], feats["val"], c) for c in (0.01, 0.1, 1.0)]
     fitted, _ = choose_and_fit(kind, "linear probe", options, splits["train"].targets[train], splits["val"].targets)
@@ -116,15 +123,16 @@ def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, expo
     datamodule.setup()
     net, kind = module.net.cpu().float().eval(), datamodule.labels.kind
     test = datamodule.splits["test"]
-    probs = window_outputs(net, datamodule.window_tokens("test"), "probs", kind, batch_size,
-                           desc="scoring test windows")
+    probs = window_outputs(net, datamodule.window_tokens("test"), datamodule.window_spans("test"), "probs", kind,
+                           batch_size, desc="scoring test windows")
     rows = {MODEL_ROW: classification_metrics(kind, test.targets, probs)}
     model_dir = export_classifier(net, module.info(), out_dir) if export else None  # before anything else can fail
     kmer, kmer_probs = kmer_baseline(datamodule, kmer_sizes)
     rows[f"k-mer spectrum ({kmer.choice}) + logistic regression"] = classification_metrics(kind, test.targets,
                                                                                            kmer_probs)
     if module.init_weights:
-        probe, probe_probs = linear_probe(datamodule, module.init_weights, batch_size, probe_max_bases)
+        probe, probe_probs = linear_probe(datamodule, module.init_weights, batch_size, probe_max_bases,
+                                          module.pool_over, module.strands)
         rows[f"linear probe ({probe.choice}) on frozen pre-trained embeddings"] = classification_metrics(
             kind, test.targets, probe_probs)
     per_class = per_class_metrics(kind, list(datamodule.labels.classes), test.targets, probs)
@@ -183,13 +191,14 @@ def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size:
                      cache_dir: str | None = None, quiet: bool = False) -> Path:
     """One row per BED region with its class probabilities: TSV (`chrom start end name strand predicted p_<class>`)
     or, for an `.bed` output, BED6 with the predicted class as name and 1000 x its probability as score."""
-    net = load_classifier(model, pad_id_for=lambda k: make_tokenizer(k).pad_id).to(device)
+    net = load_classifier(model, make_tokenizer).to(device)
     info = net.info
     genome = prepare(fasta, cache_dir, progress=not quiet)
     records = read_bed_regions(regions, genome.lengths)
     tokenizer, spec = make_tokenizer(info.kmer_size), WindowSpec(**info.window)
     tokens = np.stack([region_tokens(genome, r, spec, tokenizer) for r in records])
-    probs = window_outputs(net, tokens, "probs", info.labels["kind"], batch_size,
+    spans = np.array([region_span(r, spec, tokenizer) for r in records], dtype=np.int64)
+    probs = window_outputs(net, tokens, spans, "probs", info.labels["kind"], batch_size,
                            desc=None if quiet else f"classifying {len(records)} regions")
     classes = info.labels["classes"]
     out_path = Path(out)

@@ -3,7 +3,8 @@
 An exported classifier is a directory with `model.safetensors` (backbone, pooling and head weights) and `config.json`:
 `format` `genomenet-classifier/1`, `backbone` (LongNetConfig fields), `causal`, `kmer_size`, `pooling`, `labels`
 (`kind`: binary | multiclass | multilabel, `classes`), `window` (`length`, `mode`, `flank`: what each region is read
-as). A training checkpoint of the classifier holds the same under its `genomenet_classifier` key.
+as), `pool_over` (window | region) and `strands` (one | both; absent in older exports: window, one).
+A training checkpoint of the classifier holds the same under its `genomenet_classifier` key.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class ClassifierInfo:
     """{"kind": binary | multiclass | multilabel, "classes": [...]}"""
     window: dict
     """{"length": bases, "mode": centered | region, "flank": bases}"""
+    pool_over: str = "window"
+    strands: str = "one"
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, **asdict(self), "backbone": asdict(self.backbone)}
@@ -44,12 +47,16 @@ class ClassifierInfo:
     def from_dict(cls, d: dict) -> ClassifierInfo:
         if d.get("format") != FORMAT:
             raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
-        return cls(LongNetConfig(**d["backbone"]), d["causal"], d["kmer_size"], d["pooling"], d["labels"], d["window"])
+        return cls(LongNetConfig(**d["backbone"]), d["causal"], d["kmer_size"], d["pooling"], d["labels"], d["window"],
+                   d.get("pool_over", "window"), d.get("strands", "one"))
 
 
-def build_classifier(info: ClassifierInfo, pad_id: int) -> RegionClassifierNet:
+def build_classifier(info: ClassifierInfo, tokenizer) -> RegionClassifierNet:
+    """The classifier's modules for `info`; `tokenizer` (of info.kmer_size) gives the pad and reverse-complement ids."""
     outputs = 1 if info.labels["kind"] == "binary" else len(info.labels["classes"])
-    return RegionClassifierNet(LongNet(info.backbone, causal=info.causal), outputs, info.pooling, pad_id)
+    return RegionClassifierNet(LongNet(info.backbone, causal=info.causal), outputs, info.pooling, tokenizer.pad_id,
+                               pool_over=info.pool_over, strands=info.strands,
+                               reverse_complement_ids=tokenizer.reverse_complement_ids)
 
 
 def export_classifier(net: RegionClassifierNet, info: ClassifierInfo, out_dir: str | Path) -> Path:
@@ -57,9 +64,9 @@ def export_classifier(net: RegionClassifierNet, info: ClassifierInfo, out_dir: s
     return write_model_dir(net, info.to_dict(), out_dir)
 
 
-def load_classifier(path: str | Path, pad_id_for=None, map_location: str = "cpu") -> RegionClassifierNet:
+def load_classifier(path: str | Path, tokenizer_for, map_location: str = "cpu") -> RegionClassifierNet:
     """An exported classifier directory or a fine-tuning checkpoint, in eval mode, carrying `.info`.
-    `pad_id_for(kmer_size)` gives the tokenizer's pad id (the model package does not know tokenizers)."""
+    `tokenizer_for(kmer_size)` gives the tokenizer (the model package does not know tokenizers)."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -73,8 +80,7 @@ def load_classifier(path: str | Path, pad_id_for=None, map_location: str = "cpu"
             raise InputFileError(f"{path}: no such classifier directory or checkpoint file")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
         raise InputFileError(f"{path}: not a genomenet region classifier ({type(err).__name__}: {err})") from None
-    pad_id = pad_id_for(info.kmer_size) if pad_id_for else -1
-    net = build_classifier(info, pad_id)
+    net = build_classifier(info, tokenizer_for(info.kmer_size))
     if state is None:
         load_model(net, str(path / WEIGHTS), device=map_location)
     else:

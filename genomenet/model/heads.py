@@ -4,6 +4,13 @@ What a pooled vector reads depends on the backbone's attention. Bidirectional (m
 seen the whole window, so `mean` averages whole-window views. Causal backbones: position i has seen only the window up
 to i, so `mean` averages prefixes (the early positions know little) and `last` reads the last real token, the only one
 that has seen the whole window; `attention` learns which positions to read.
+
+Where: `pool_over="window"` pools every real token; `"region"` only the tokens that hold the labelled region's bases
+(a batch's `region` spans), so a short element in a long window (a splice site, a TSS) is read where it sits, with
+the window as its context. Strands: with `strands="both"` the window is also read as its reverse complement and each
+position's vector is [forward state, reverse-complement state of the same base]: a causal backbone's forward state
+has seen the window up to the base, the reverse one the window from the base on, so together they see both sides
+(`last` then reads the forward pass's last token and the reverse pass's last, each having seen the whole window).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from torch import Tensor, nn
 from genomenet.model.longnet import LongNet
 
 Pooling = Literal["mean", "attention", "last"]
+PoolOver = Literal["window", "region"]
+Strands = Literal["one", "both"]
 
 
 class Pool(nn.Module):
@@ -30,8 +39,7 @@ class Pool(nn.Module):
 
     def forward(self, hidden: Tensor, real: Tensor) -> Tensor:
         if self.kind == "last":
-            last = real.long().cumsum(1).argmax(1)                                       # (b,) last real token
-            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+            return hidden[torch.arange(hidden.shape[0], device=hidden.device), last_real(real)]
         if self.kind == "attention":
             scores = self.score(hidden).squeeze(-1).masked_fill(~real, float("-inf"))  # (b, n)
             return (scores.softmax(-1).unsqueeze(-1) * hidden).sum(1)
@@ -39,32 +47,77 @@ class Pool(nn.Module):
         return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1)
 
 
+def last_real(real: Tensor) -> Tensor:
+    """(b,) index of each row's last real token (rows are right-padded)."""
+    return real.long().cumsum(1).argmax(1)
+
+
+def region_mask(spans: Tensor, real: Tensor) -> Tensor:
+    """(b, n) True on the real tokens inside each row's [first, end) token span (spans (b, 2))."""
+    pos = torch.arange(real.shape[1], device=real.device)
+    return (pos >= spans[:, :1]) & (pos < spans[:, 1:]) & real
+
+
+def reverse_real(ids: Tensor, real: Tensor) -> Tensor:
+    """(b, n) source index that reverses each row's real tokens in place (pads stay after them); it is its own
+    inverse, so it also maps states of the reversed row back onto the forward positions."""
+    length = real.sum(1, keepdim=True)
+    pos = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+    return torch.where(pos < length, length - 1 - pos, pos)
+
+
 class RegionClassifierNet(nn.Module):
     """Token windows (b, n) -> class logits (b, outputs): backbone hidden states, pooled, then a linear head."""
 
     def __init__(self, backbone: LongNet, num_outputs: int, pooling: Pooling = "mean", pad_id: int = -1,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, pool_over: PoolOver = "window", strands: Strands = "one",
+                 reverse_complement_ids: Tensor | None = None) -> None:
+        """`reverse_complement_ids` (vocab,): the tokenizer's reverse-complement id of every token id; needed for
+        strands="both" (the model package knows no tokenizer)."""
         super().__init__()
-        self.backbone, self.pad_id = backbone, pad_id
-        self.pool = Pool(backbone.cfg.d_model, pooling)
+        if pool_over not in ("window", "region") or strands not in ("one", "both"):
+            raise ValueError(f"pool_over must be window or region ({pool_over!r}), strands one or both ({strands!r})")
+        if strands == "both" and reverse_complement_ids is None:
+            raise ValueError("strands='both' needs the tokenizer's reverse_complement_ids")
+        self.backbone, self.pad_id, self.pool_over, self.strands = backbone, pad_id, pool_over, strands
+        table = torch.as_tensor(reverse_complement_ids if reverse_complement_ids is not None else [], dtype=torch.long)
+        self.register_buffer("rc_ids", table, persistent=False)
+        self.width = backbone.cfg.d_model * (2 if strands == "both" else 1)
+        self.pool = Pool(self.width, pooling)
         self.drop = nn.Dropout(dropout)
         self.set_outputs(num_outputs)
 
     def set_outputs(self, num_outputs: int) -> None:
         """A fresh linear head with this many logits."""
-        self.head = nn.Linear(self.backbone.cfg.d_model, num_outputs)
+        self.head = nn.Linear(self.width, num_outputs)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
-    def features(self, input_ids: Tensor) -> Tensor:
-        """Pooled vectors (b, d_model) of windows right-padded with pad_id."""
-        real = input_ids != self.pad_id
+    def _states(self, input_ids: Tensor, real: Tensor) -> Tensor:
         padding = None if bool(real.all()) else ~real
-        hidden = self.backbone.hidden_states(input_ids, key_padding_mask=padding)  # (b, n, d)
+        return self.backbone.hidden_states(input_ids, key_padding_mask=padding)  # (b, n, d)
+
+    def features(self, input_ids: Tensor, spans: Tensor | None = None) -> Tensor:
+        """Pooled vectors (b, width) of windows right-padded with pad_id; `spans` (b, 2): the region's token span,
+        needed when pool_over="region"."""
+        real = input_ids != self.pad_id
+        hidden = self._states(input_ids, real)
+        if self.strands == "both":
+            source = reverse_real(input_ids, real)
+            reverse = self._states(self.rc_ids[input_ids.gather(1, source)], real)
+            if self.pool.kind == "last":  # each pass's last token has seen the whole window
+                rows = torch.arange(len(real), device=real.device)
+                last = last_real(real)
+                return torch.cat([hidden[rows, last], reverse[rows, last]], -1)
+            hidden = torch.cat([hidden, reverse.gather(1, source.unsqueeze(-1).expand_as(reverse))], -1)
+        if self.pool_over == "region":
+            if spans is None:
+                raise ValueError("pool_over='region' needs the regions' token spans")
+            real = region_mask(spans, real)
         return self.pool(hidden, real)
 
-    def forward(self, input_ids: Tensor) -> Tensor:
-        return self.head(self.drop(self.features(input_ids)))
+    def forward(self, input_ids: Tensor, spans: Tensor | None = None) -> Tensor:
+        return self.head(self.drop(self.features(input_ids, spans)))
 
 
 def probabilities(logits: Tensor, kind: str) -> Tensor:

@@ -20,7 +20,7 @@ from genomenet.data.tokenizers import make_tokenizer
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.evaluation.classification import classification_metrics
 from genomenet.model.classifier import CHECKPOINT_KEY, ClassifierInfo
-from genomenet.model.heads import Pooling, RegionClassifierNet, probabilities
+from genomenet.model.heads import Pooling, PoolOver, RegionClassifierNet, Strands, probabilities
 from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.model.pretrained import load_pretrained
 from genomenet.training.module import (
@@ -41,6 +41,8 @@ class RegionClassifier(L.LightningModule):
         backbone: LongNetConfig = LongNetConfig(),  # noqa: B008 - read-only default
         causal: bool = False,
         pooling: Pooling = "mean",
+        pool_over: PoolOver = "window",
+        strands: Strands = "one",
         finetune: Literal["full", "frozen"] = "full",
         backbone_lr_scale: float = 1.0,
         head_dropout: float = 0.1,
@@ -59,6 +61,10 @@ class RegionClassifier(L.LightningModule):
             causal: attention of a fresh backbone (without init_weights).
             pooling: mean (default), attention (learned weights over positions), or last (the last real token: the
                 one a causal backbone lets see the whole window).
+            pool_over: window (every real token) or region (only the tokens holding the labelled region's bases,
+                the rest of the window being their context: for short elements such as splice sites or TSSs).
+            strands: one (the window as read) or both (also its reverse complement, each base's vector being its
+                state in both passes: a causal backbone then sees both sides of the region; twice the compute).
             finetune: full (train everything) or frozen (train only the pooling and head).
             backbone_lr_scale: the backbone's learning rate is optimizer.lr times this (e.g. 0.1).
             head_dropout: dropout on the pooled vector.
@@ -73,13 +79,16 @@ class RegionClassifier(L.LightningModule):
         self.tokenizer = make_tokenizer(kmer_size)
         self.kmer_size, self.context_length, self.init_weights = kmer_size, context_length, init_weights
         self.pooling, self.finetune, self.lr_scale = pooling, finetune, backbone_lr_scale
+        self.pool_over, self.strands = pool_over, strands
         self.optim = optimizer
         # the head gets its size in setup(), from the data's label set
         self.net = RegionClassifierNet(self._backbone(init_weights, backbone, causal), 1, pooling,
-                                       self.tokenizer.pad_id, head_dropout)
+                                       self.tokenizer.pad_id, head_dropout, pool_over, strands,
+                                       self.tokenizer.reverse_complement_ids)
         self.labels: dict | None = None
         self.window: dict | None = None
-        self.save_hyperparameters({"init_weights": init_weights, "pooling": pooling, "finetune": finetune,
+        self.save_hyperparameters({"init_weights": init_weights, "pooling": pooling, "pool_over": pool_over,
+                                   "strands": strands, "finetune": finetune,
                                    "backbone_lr_scale": backbone_lr_scale, "head_dropout": head_dropout,
                                    "optimizer": asdict(optimizer), "kmer_size": kmer_size,
                                    "context_length": context_length, "backbone": asdict(self.backbone.cfg),
@@ -119,7 +128,7 @@ class RegionClassifier(L.LightningModule):
 
     def info(self) -> ClassifierInfo:
         return ClassifierInfo(self.backbone.cfg, self.backbone.causal, self.kmer_size, self.pooling, self.labels,
-                              self.window)
+                              self.window, self.pool_over, self.strands)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = self.info().to_dict()
@@ -134,8 +143,8 @@ class RegionClassifier(L.LightningModule):
             self.backbone.eval()  # no dropout in a frozen backbone
 
     # steps -----------------------------------------------------------------------------------------------------
-    def forward(self, input_ids: Tensor) -> Tensor:
-        return self.net(input_ids.long())
+    def forward(self, input_ids: Tensor, spans: Tensor | None = None) -> Tensor:
+        return self.net(input_ids.long(), spans)
 
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         if self.labels["kind"] == "multiclass":
@@ -143,7 +152,7 @@ class RegionClassifier(L.LightningModule):
         return F.binary_cross_entropy_with_logits(logits, target)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        loss = self.loss(self(batch["input_ids"]), batch["target"])
+        loss = self.loss(self(batch["input_ids"], batch.get("region")), batch["target"])
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -154,7 +163,7 @@ class RegionClassifier(L.LightningModule):
         self._eval_step(batch, "test")
 
     def _eval_step(self, batch: dict, stage: str) -> None:
-        logits = self(batch["input_ids"])
+        logits = self(batch["input_ids"], batch.get("region"))
         self.log(f"{stage}/loss", self.loss(logits, batch["target"]), prog_bar=stage == "val")
         probs = probabilities(logits.float(), self.labels["kind"])
         self._val.append((batch["target"].cpu().numpy(), probs.cpu().numpy()))
@@ -175,7 +184,7 @@ class RegionClassifier(L.LightningModule):
             self.log(f"{stage}/{name}", float(metrics[name]), prog_bar=stage == "val" and name == "accuracy")
 
     def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
-        return probabilities(self(batch["input_ids"]).float(), self.labels["kind"])
+        return probabilities(self(batch["input_ids"], batch.get("region")).float(), self.labels["kind"])
 
     def configure_optimizers(self) -> dict:
         head = [p for n, p in self.net.named_parameters() if not n.startswith("backbone.")]
