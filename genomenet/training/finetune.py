@@ -30,6 +30,7 @@ from genomenet.training.module import (
     schedule_steps,
     warmup_cosine,
 )
+from genomenet.training.probe_init import head_from_probe
 
 
 class RegionClassifier(L.LightningModule):
@@ -46,6 +47,8 @@ class RegionClassifier(L.LightningModule):
         finetune: Literal["full", "frozen"] = "full",
         backbone_lr_scale: float = 1.0,
         head_dropout: float = 0.1,
+        head_init: Literal["random", "probe"] = "random",
+        head_init_windows: int = 4096,
         optimizer: OptimizerConfig = OptimizerConfig(lr=3e-4, weight_decay=0.01, warmup_steps=50),  # noqa: B008
         kmer_size: int = 1,
         context_length: int | None = None,
@@ -68,6 +71,10 @@ class RegionClassifier(L.LightningModule):
             finetune: full (train everything) or frozen (train only the pooling and head).
             backbone_lr_scale: the backbone's learning rate is optimizer.lr times this (e.g. 0.1).
             head_dropout: dropout on the pooled vector.
+            head_init: random, or probe: before training, fit logistic regression on the frozen features of (at
+                most head_init_windows) training windows and start the head from it (LP-FT), so full fine-tuning
+                starts where the linear probe ends.
+            head_init_windows: training windows the starting probe is fitted on.
             optimizer: AdamW with warm-up and cosine decay.
             kmer_size: bases per token; set from data.kmer_size (must match init_weights').
             context_length: bases per window; set from data.context_length, recorded in the export.
@@ -76,10 +83,13 @@ class RegionClassifier(L.LightningModule):
         super().__init__()
         if finetune not in ("full", "frozen") or backbone_lr_scale < 0:
             raise ConfigError(f"model finetune={finetune!r} must be full or frozen, backbone_lr_scale >= 0")
+        if head_init not in ("random", "probe") or head_init_windows < 2:
+            raise ConfigError(f"model head_init={head_init!r} must be random or probe, head_init_windows >= 2")
         self.tokenizer = make_tokenizer(kmer_size)
         self.kmer_size, self.context_length, self.init_weights = kmer_size, context_length, init_weights
         self.pooling, self.finetune, self.lr_scale = pooling, finetune, backbone_lr_scale
         self.pool_over, self.strands = pool_over, strands
+        self.head_init, self.head_init_windows = head_init, head_init_windows
         self.optim = optimizer
         # the head gets its size in setup(), from the data's label set
         self.net = RegionClassifierNet(self._backbone(init_weights, backbone, causal), 1, pooling,
@@ -90,6 +100,7 @@ class RegionClassifier(L.LightningModule):
         self.save_hyperparameters({"init_weights": init_weights, "pooling": pooling, "pool_over": pool_over,
                                    "strands": strands, "finetune": finetune,
                                    "backbone_lr_scale": backbone_lr_scale, "head_dropout": head_dropout,
+                                   "head_init": head_init, "head_init_windows": head_init_windows,
                                    "optimizer": asdict(optimizer), "kmer_size": kmer_size,
                                    "context_length": context_length, "backbone": asdict(self.backbone.cfg),
                                    "causal": self.backbone.causal})
@@ -137,6 +148,12 @@ class RegionClassifier(L.LightningModule):
         if self.labels is None and CHECKPOINT_KEY in checkpoint:
             saved = checkpoint[CHECKPOINT_KEY]
             self.build_head(saved["labels"], saved["window"])
+
+    def on_fit_start(self) -> None:
+        if self.head_init == "probe" and self.trainer.ckpt_path is None:  # a resumed run keeps its trained head
+            data = self.trainer.datamodule
+            chosen = head_from_probe(self.net, data, self.head_init_windows, data.batch_size)
+            print(f"head initialised from a linear probe on the frozen features ({chosen})", flush=True)
 
     def on_train_epoch_start(self) -> None:
         if self.finetune == "frozen":

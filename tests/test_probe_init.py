@@ -1,0 +1,68 @@
+"""LP-FT: a head started from a linear probe gives exactly the probe's probabilities before any training step."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from genomenet.baselines.kmer import choose_and_fit, logistic_regression, predict_probs, sklearn_targets
+from genomenet.data.tokenizers import make_tokenizer
+from genomenet.downstream.regions import stratified_subset
+from genomenet.model.heads import RegionClassifierNet, probabilities
+from genomenet.model.longnet import LongNet, LongNetConfig
+from genomenet.training.probe_init import head_from_probe, linear_weights
+
+
+def labelled(kind: str, n: int, classes: int, rng) -> np.ndarray:
+    if kind == "multilabel":
+        return (rng.random((n, classes)) < 0.4).astype(np.float32)
+    return rng.integers(0, 2 if kind == "binary" else classes, (n, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("kind", "classes"), [("binary", 2), ("multiclass", 3), ("multiclass", 2), ("multilabel", 3)])
+def test_folded_weights_reproduce_the_pipelines_probabilities(kind: str, classes: int) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (200, 6)) * rng.uniform(0.1, 10, 6)   # features far from standardised
+    y = labelled(kind, 200, classes, rng)
+    pipeline = logistic_regression(kind, 0.5).fit(x, sklearn_targets(kind, y))
+    outputs = 1 if kind == "binary" else classes
+    weight, bias = linear_weights(pipeline, kind, outputs)
+    logits = torch.as_tensor(x @ weight.T + bias)
+    expected = predict_probs(kind, pipeline, x, classes)
+    np.testing.assert_allclose(probabilities(logits, kind).numpy(), expected, atol=1e-8)
+
+
+def test_the_head_starts_at_the_probe_fitted_on_the_frozen_features() -> None:
+    tokenizer = make_tokenizer(1)
+    torch.manual_seed(0)
+    cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=1, d_model=16, n_heads=2, segment_lengths=[16, 32],
+                        dilation_rates=[1, 2])
+    net = RegionClassifierNet(LongNet(cfg, causal=True), 3, "mean", tokenizer.pad_id, pool_over="region",
+                              strands="both", reverse_complement_ids=tokenizer.reverse_complement_ids)
+    rng = np.random.default_rng(1)
+    split = {s: SimpleNamespace(tokens=rng.integers(0, 4, (n, 32)), spans=np.tile([[14, 18]], (n, 1)),
+                                targets=rng.integers(0, 3, (n, 1)).astype(np.float32), regions=[None] * n)
+             for s, n in (("train", 60), ("val", 30))}
+    data = SimpleNamespace(labels=SimpleNamespace(kind="multiclass"), splits=split,
+                           window_tokens=lambda s: split[s].tokens, window_spans=lambda s: split[s].spans)
+    # the probe, fitted independently on the same frozen features
+    net.eval()
+    with torch.no_grad():
+        feats = {s: net.features(torch.from_numpy(split[s].tokens), torch.from_numpy(split[s].spans)).numpy()
+                 for s in split}
+    rows = stratified_subset(split["train"].targets, 40)
+    options = [(f"C={c}", feats["train"][rows], feats["val"], c) for c in (0.01, 0.1, 1.0)]
+    probe, _ = choose_and_fit("multiclass", "probe", options, split["train"].targets[rows], split["val"].targets)
+    expected = predict_probs("multiclass", probe.model, feats["val"], 3)
+
+    net.train()
+    head_from_probe(net, data, max_windows=40, batch_size=16)
+    assert net.training   # left as it was
+    net.eval()
+    with torch.no_grad():
+        got = probabilities(net(torch.from_numpy(split["val"].tokens), torch.from_numpy(split["val"].spans)),
+                            "multiclass").numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
