@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import random
 import re
 from pathlib import Path
@@ -101,6 +102,27 @@ def test_classify_applies_the_exported_classifier_to_a_bed(run: dict, capsys, su
         predicted = [row[3] for row in lines]
         assert all(0 <= int(row[4]) <= 1000 for row in lines)
     assert np.mean([p == r["label"] for p, r in zip(predicted, rows, strict=True)]) >= 0.9
+
+
+@pytest.mark.slow
+def test_reading_the_region_on_both_strands_from_a_probe_started_head_learns_the_motif(run: dict, capsys) -> None:
+    out_dir = run["folder"] / "region_both"
+    argv = [*run["argv"], "--model.pool_over", "region", "--model.strands", "both", "--model.head_init", "probe",
+            "--model.head_init_windows", "64", "--trainer.max_epochs", "3", "--checkpoint.dirpath",
+            str(out_dir / "checkpoints"), "--report.export_dir", str(out_dir / "model")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "head initialised from a linear probe on the frozen features (C=" in out
+    accuracy = re.search(r"held-out accuracy: (\d\.\d{3}) ", out)
+    assert accuracy and float(accuracy.group(1)) >= 0.9
+    config = json.loads((out_dir / "model" / "config.json").read_text())
+    assert (config["pool_over"], config["strands"]) == ("region", "both")
+    predicted = out_dir / "predicted.tsv"
+    assert main(["classify", "--model", str(out_dir / "model"), "--fasta", str(run["fasta"]), "--regions",
+                 str(run["bed"]), "--out", str(predicted), "--cache-dir", str(run["folder"] / "cache"),
+                 "--quiet"]) == 0
+    rows = [line.split("\t") for line in predicted.read_text().splitlines()[1:]]
+    assert np.mean([row[5] == row[3] for row in rows]) >= 0.9
 
 
 def test_an_exported_classifier_gives_the_same_probabilities_as_before_export(tmp_path: Path) -> None:
