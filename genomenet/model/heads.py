@@ -101,15 +101,17 @@ class RegionClassifierNet(nn.Module):
         """Pooled vectors (b, width) of windows right-padded with pad_id; `spans` (b, 2): the region's token span,
         needed when pool_over="region"."""
         real = input_ids != self.pad_id
-        hidden = self._states(input_ids, real)
-        if self.strands == "both":
+        if self.strands == "both":  # one backbone call over the windows and their reverse complements
             source = reverse_real(input_ids, real)
-            reverse = self._states(self.rc_ids[input_ids.gather(1, source)], real)
+            both = self._states(torch.cat([input_ids, self.rc_ids[input_ids.gather(1, source)]]), real.repeat(2, 1))
+            hidden, reverse = both.chunk(2)
             if self.pool.kind == "last":  # each pass's last token has seen the whole window
                 rows = torch.arange(len(real), device=real.device)
                 last = last_real(real)
                 return torch.cat([hidden[rows, last], reverse[rows, last]], -1)
             hidden = torch.cat([hidden, reverse.gather(1, source.unsqueeze(-1).expand_as(reverse))], -1)
+        else:
+            hidden = self._states(input_ids, real)
         if self.pool_over == "region":
             if spans is None:
                 raise ValueError("pool_over='region' needs the regions' token spans")
