@@ -23,14 +23,14 @@ def labelled(kind: str, n: int, classes: int, rng) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("kind", "classes"), [("binary", 2), ("multiclass", 3), ("multiclass", 2), ("multilabel", 3)])
-def test_folded_weights_reproduce_the_pipelines_probabilities(kind: str, classes: int) -> None:
+def test_head_weights_reproduce_the_pipelines_probabilities(kind: str, classes: int) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(3.0, 2.0, (200, 6)) * rng.uniform(0.1, 10, 6)   # features far from standardised
     y = labelled(kind, 200, classes, rng)
     pipeline = logistic_regression(kind, 0.5).fit(x, sklearn_targets(kind, y))
     outputs = 1 if kind == "binary" else classes
-    weight, bias = linear_weights(pipeline, kind, outputs)
-    logits = torch.as_tensor(x @ weight.T + bias)
+    weight, bias = linear_weights(pipeline[-1], kind, outputs)
+    logits = torch.as_tensor(pipeline[0].transform(x) @ weight.T + bias)
     expected = predict_probs(kind, pipeline, x, classes)
     np.testing.assert_allclose(probabilities(logits, kind).numpy(), expected, atol=1e-8)
 
@@ -66,3 +66,18 @@ def test_the_head_starts_at_the_probe_fitted_on_the_frozen_features() -> None:
         got = probabilities(net(torch.from_numpy(split["val"].tokens), torch.from_numpy(split["val"].spans)),
                             "multiclass").numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_head_dropout_drops_a_probe_started_feature_to_its_mean() -> None:
+    tokenizer = make_tokenizer(1)
+    cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=1, d_model=8, n_heads=2, segment_lengths=[16],
+                        dilation_rates=[1])
+    net = RegionClassifierNet(LongNet(cfg, causal=True), 1, "mean", tokenizer.pad_id, dropout=1.0)
+    net.feature_mean.fill_(5.0)
+    net.feature_scale.fill_(0.01)
+    net.train()
+    ids = torch.randint(0, 4, (4, 16))
+    with torch.no_grad():
+        logits = net(ids)
+    # every feature dropped: the head sees the standardised mean, 0, so the logit is the bias alone
+    assert torch.allclose(logits, net.head.bias.expand_as(logits))

@@ -23,6 +23,8 @@ from genomenet.model.pretrained import CONFIG, WEIGHTS, write_model_dir
 
 FORMAT = "genomenet-classifier/1"
 CHECKPOINT_KEY = "genomenet_classifier"
+OPTIONAL_STATE = {"feature_mean", "feature_scale"}
+"""Absent from classifiers exported before the head read standardised features: they keep the identity."""
 
 
 @dataclass
@@ -82,8 +84,11 @@ def load_classifier(path: str | Path, tokenizer_for, map_location: str = "cpu") 
         raise InputFileError(f"{path}: not a genomenet region classifier ({type(err).__name__}: {err})") from None
     net = build_classifier(info, tokenizer_for(info.kmer_size))
     if state is None:
-        load_model(net, str(path / WEIGHTS), device=map_location)
+        missing, unexpected = load_model(net, str(path / WEIGHTS), strict=False, device=map_location)
     else:
-        net.load_state_dict(state)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - OPTIONAL_STATE:
+        raise InputFileError(f"{path}: weights do not match its config (missing {sorted(missing)[:3]}, "
+                             f"unexpected {sorted(unexpected)[:3]})")
     net.info = info
     return net.eval()

@@ -84,6 +84,10 @@ class RegionClassifierNet(nn.Module):
         self.register_buffer("rc_ids", table, persistent=False)
         self.width = backbone.cfg.d_model * (2 if strands == "both" else 1)
         self.pool = Pool(self.width, pooling)
+        # the head reads (pooled - feature_mean) / feature_scale: the identity unless a probe set them, and dropout
+        # then drops a feature to its mean, not to zero
+        self.register_buffer("feature_mean", torch.zeros(self.width))
+        self.register_buffer("feature_scale", torch.ones(self.width))
         self.drop = nn.Dropout(dropout)
         self.set_outputs(num_outputs)
 
@@ -119,7 +123,8 @@ class RegionClassifierNet(nn.Module):
         return self.pool(hidden, real)
 
     def forward(self, input_ids: Tensor, spans: Tensor | None = None) -> Tensor:
-        return self.head(self.drop(self.features(input_ids, spans)))
+        standardised = (self.features(input_ids, spans) - self.feature_mean) / self.feature_scale
+        return self.head(self.drop(standardised))
 
 
 def probabilities(logits: Tensor, kind: str) -> Tensor:

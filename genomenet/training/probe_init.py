@@ -3,8 +3,9 @@ Pretrained Features and Underperform Out-of-Distribution").
 
 A randomly initialised head sends large, noisy gradients into the pre-trained backbone during the first steps of full
 fine-tuning; fitting logistic regression on the frozen features first and copying it into the head starts fine-tuning
-from the probe's solution, so the backbone only has to improve on it. The probe's standardisation is folded into the
-linear layer: w' = w / sigma, b' = b - w' . mu.
+from the probe's solution, so the backbone only has to improve on it. The probe's standardisation becomes the
+net's feature standardisation (`feature_mean`, `feature_scale`, kept in exports), so head dropout drops a feature to its
+training mean rather than to zero (which, with weights fitted to standardised features, would swing the logits).
 """
 
 from __future__ import annotations
@@ -17,18 +18,15 @@ from genomenet.downstream.regions import stratified_subset, window_outputs
 from genomenet.model.heads import RegionClassifierNet
 
 
-def linear_weights(pipeline, kind: str, num_outputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """(outputs, d) weights and (outputs,) biases on raw features equal to a fitted StandardScaler + logistic
-    regression pipeline's logits (binary: the positive class's logit; multi-class: one logit per class, softmax
-    equal to the model's; multi-label: one per class)."""
-    scaler, model = pipeline[0], pipeline[-1]
+def linear_weights(model, kind: str, num_outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(outputs, d) weights and (outputs,) biases equal to a fitted logistic regression's logits on its inputs
+    (binary: the positive class's logit; multi-class: one logit per class, softmax equal to the model's; multi-label:
+    one per class)."""
     if kind == "multilabel":
         coef = np.concatenate([m.coef_ for m in model.estimators_])
         bias = np.concatenate([m.intercept_ for m in model.estimators_])
     else:
         coef, bias = model.coef_, model.intercept_
-    coef = coef / scaler.scale_
-    bias = bias - coef @ scaler.mean_
     if kind != "multiclass":
         return coef, bias
     weights, biases = np.zeros((num_outputs, coef.shape[1])), np.zeros(num_outputs)
@@ -55,8 +53,10 @@ def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batc
              for s, rows in (("train", train), ("val", np.arange(len(splits["val"].regions))))}
     options = [(f"C={c}", feats["train"], feats["val"], c) for c in (0.01, 0.1, 1.0)]
     fitted, _ = choose_and_fit(kind, "head", options, splits["train"].targets[train], splits["val"].targets)
-    weight, bias = linear_weights(fitted.model, kind, net.head.out_features)
-    net.head.weight.copy_(torch.as_tensor(weight, dtype=net.head.weight.dtype))
-    net.head.bias.copy_(torch.as_tensor(bias, dtype=net.head.bias.dtype))
+    scaler, model = fitted.model[0], fitted.model[-1]
+    weight, bias = linear_weights(model, kind, net.head.out_features)
+    for target, value in ((net.feature_mean, scaler.mean_), (net.feature_scale, scaler.scale_),
+                          (net.head.weight, weight), (net.head.bias, bias)):
+        target.copy_(torch.as_tensor(value, dtype=target.dtype))
     net.train(was_training)
     return f"{fitted.choice}, {len(train)} training windows"
