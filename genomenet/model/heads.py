@@ -66,6 +66,17 @@ def reverse_real(ids: Tensor, real: Tensor) -> Tensor:
     return torch.where(pos < length, length - 1 - pos, pos)
 
 
+def both_strand_states(backbone: LongNet, input_ids: Tensor, real: Tensor, rc_ids: Tensor) -> Tensor:
+    """(b, n, 2d): each token's state in the window and in the window's reverse complement (rc_ids: the
+    reverse-complement id of every token id), aligned on the forward positions; each row's real tokens are reversed
+    in place, so padding stays after them."""
+    source = reverse_real(input_ids, real)
+    padding = None if bool(real.all()) else ~real
+    forward = backbone.hidden_states(input_ids, key_padding_mask=padding)
+    reverse = backbone.hidden_states(rc_ids[input_ids.gather(1, source)], key_padding_mask=padding)
+    return torch.cat([forward, reverse.gather(1, source.unsqueeze(-1).expand_as(reverse))], -1)
+
+
 class RegionClassifierNet(nn.Module):
     """Token windows (b, n) -> class logits (b, outputs): backbone hidden states, pooled, then a linear head."""
 
@@ -105,17 +116,14 @@ class RegionClassifierNet(nn.Module):
         """Pooled vectors (b, width) of windows right-padded with pad_id; `spans` (b, 2): the region's token span,
         needed when pool_over="region"."""
         real = input_ids != self.pad_id
-        if self.strands == "both":  # one backbone call over the windows and their reverse complements
-            source = reverse_real(input_ids, real)
-            both = self._states(torch.cat([input_ids, self.rc_ids[input_ids.gather(1, source)]]), real.repeat(2, 1))
-            hidden, reverse = both.chunk(2)
-            if self.pool.kind == "last":  # each pass's last token has seen the whole window
-                rows = torch.arange(len(real), device=real.device)
-                last = last_real(real)
-                return torch.cat([hidden[rows, last], reverse[rows, last]], -1)
-            hidden = torch.cat([hidden, reverse.gather(1, source.unsqueeze(-1).expand_as(reverse))], -1)
-        else:
+        if self.strands == "one":
             hidden = self._states(input_ids, real)
+        elif self.pool.kind == "last":  # each pass's last token has seen the whole window
+            hidden = both_strand_states(self.backbone, input_ids, real, self.rc_ids)
+            rows, last, d = torch.arange(len(real), device=real.device), last_real(real), self.backbone.cfg.d_model
+            return torch.cat([hidden[rows, last, :d], hidden[rows, 0, d:]], -1)
+        else:
+            hidden = both_strand_states(self.backbone, input_ids, real, self.rc_ids)
         if self.pool_over == "region":
             if spans is None:
                 raise ValueError("pool_over='region' needs the regions' token spans")

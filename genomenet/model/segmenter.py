@@ -23,6 +23,7 @@ from safetensors.torch import load_model
 from torch import Tensor, nn
 
 from genomenet.errors import InputFileError
+from genomenet.model.heads import both_strand_states
 from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.model.pretrained import CONFIG, WEIGHTS, write_model_dir
 
@@ -81,15 +82,10 @@ class SegmenterNet(nn.Module):
 
     def states(self, input_ids: Tensor) -> Tensor:
         """Per-token states (b, n, d or 2d) the head reads."""
-        padding = input_ids == self.pad_id
-        padding = padding if bool(padding.any()) else None
-        forward = self.backbone.hidden_states(input_ids, key_padding_mask=padding)
-        if self.strands == "forward":
-            return forward
-        reverse_ids = self.rc_ids[input_ids.flip(1)]
-        reverse_padding = None if padding is None else padding.flip(1)
-        reverse = self.backbone.hidden_states(reverse_ids, key_padding_mask=reverse_padding).flip(1)
-        return torch.cat([forward, reverse], dim=-1)
+        real = input_ids != self.pad_id
+        if self.strands == "both":
+            return both_strand_states(self.backbone, input_ids, real, self.rc_ids)
+        return self.backbone.hidden_states(input_ids, key_padding_mask=None if bool(real.all()) else ~real)
 
     def forward(self, input_ids: Tensor) -> Tensor:
         return self.head(self.states(input_ids))
