@@ -14,7 +14,7 @@ from genomenet.data.intervals import Interval, Region, read_bed_regions
 from genomenet.data.labels import infer_labels
 from genomenet.data.region_datamodule import RegionDataModule
 from genomenet.data.region_windows import WindowSpec, region_tokens
-from genomenet.data.splits import SplitConfig, blocks_by_chromosome, split_blocks, split_of
+from genomenet.data.splits import SplitConfig, blocks_by_chromosome, split_blocks, split_of, write_split_beds
 from genomenet.data.tokenizers import make_tokenizer
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
 
@@ -72,6 +72,37 @@ def test_no_two_windows_in_different_splits_share_a_base(by: str) -> None:
     for a, b in [("train", "val"), ("train", "test"), ("val", "test")]:
         for w in placed[a]:
             assert not any(w.chrom == v.chrom and w.start < v.end and v.start < w.end for v in placed[b])
+
+
+def test_a_split_bed_places_each_window_in_its_listed_block_and_drops_windows_reading_unlisted_bases(
+        tmp_path: Path) -> None:
+    bed = write_bed(tmp_path, ["a\t0\t400\ttrain", "b\t0\t300\ttest", "a\t500\t1000\tval"])
+    blocks = split_blocks({"a": 1000, "b": 300, "c": 50}, SplitConfig(by="bed", blocks=str(bed)))
+    by_chrom = blocks_by_chromosome(blocks)
+    assert split_of(Interval("a", 100, 300), by_chrom) == "train"
+    assert split_of(Interval("a", 600, 1100), by_chrom) == "val"  # past the chromosome's end: padding
+    assert split_of(Interval("b", -50, 100), by_chrom) == "test"
+    assert split_of(Interval("a", 350, 450), by_chrom) is None  # reads 400-450, listed nowhere
+    assert split_of(Interval("a", 300, 600), by_chrom) is None
+    assert split_of(Interval("c", 0, 50), by_chrom) is None  # a chromosome the BED leaves out
+    write_split_beds(blocks, tmp_path / "out")
+    assert (tmp_path / "out" / "split_blocks.bed").read_text().split("\n")[0] == "a\t0\t400\ttrain"
+    assert (tmp_path / "out" / "test.bed").read_text() == "b\t0\t300\n"
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    (["a\t0\t400\ttrain", "a\t300\t500\ttest"], "line 2: block a:300-500 overlaps another block"),
+    (["a\t0\t400\ttraining"], "line 1: the 4th column must be train, val or test, got 'training'"),
+    (["z\t0\t400\ttrain"], "line 1: chromosome 'z' is not in the FASTA"),
+])
+def test_a_bad_split_bed_is_one_error_naming_the_line(tmp_path: Path, lines: list[str], message: str) -> None:
+    with pytest.raises(InputFileError, match=message):
+        split_blocks({"a": 1000}, SplitConfig(by="bed", blocks=str(write_bed(tmp_path, lines))))
+
+
+def test_bed_mode_needs_its_blocks() -> None:
+    with pytest.raises(ConfigError, match="split.blocks"):
+        SplitConfig(by="bed")
 
 
 def test_block_split_holds_out_a_share_of_every_chromosome() -> None:

@@ -24,6 +24,7 @@ from genomenet.data.intervals import Interval, Region, read_bed_regions
 from genomenet.data.labels import LabelSet, TaskKind, infer_labels
 from genomenet.data.region_windows import WindowMode, WindowSpec, n_fraction, region_span, region_tokens
 from genomenet.data.splits import (
+    NO_SPLIT,
     SPLITS,
     Block,
     SplitConfig,
@@ -158,14 +159,15 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         self._check_classes()
 
     def _assign(self, regions: list[Region]) -> dict[str, list[Region]]:
-        """Regions by split; windows that touch two splits, or hold too many N, are dropped (and counted)."""
+        """Regions by split; windows that touch two splits (or bases of no split), or hold too many N, are dropped
+        (and counted)."""
         by_chrom = blocks_by_chromosome(self.blocks)
         assigned: dict[str, list[Region]] = {s: [] for s in SPLITS}
-        self.dropped = {"two splits": 0, "too many N": 0}
+        self.dropped = {"not in one split": 0, "too many N": 0}
         for region in regions:
             split = split_of(self.split_spec.interval(region), by_chrom)
             if split is None:
-                self.dropped["two splits"] += 1
+                self.dropped["not in one split"] += 1
             elif n_fraction(self.genome, self.spec.interval(region)) > self.max_n:
                 self.dropped["too many N"] += 1
             else:
@@ -235,5 +237,5 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
                     writer.writerow([r.chrom, r.start, r.end, r.name, r.strand, w.start, w.end, split])
         os.replace(tmp, path)
         (out / "split_blocks.bed").write_text("".join(f"{b.chrom}\t{b.start}\t{b.end}\t{b.split}\n"
-                                                      for b in self.blocks))
+                                                      for b in self.blocks if b.split != NO_SPLIT))
         return path

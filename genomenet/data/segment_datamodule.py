@@ -62,6 +62,8 @@ def split_runs(blocks: list[Block]) -> dict[str, list[Interval]]:
     """Maximal stretches of consecutive blocks of one split, per split (blocks come in genome order)."""
     runs: dict[str, list[Interval]] = {s: [] for s in SPLITS}
     for block in blocks:
+        if block.split not in runs:  # bases of no split (bed mode)
+            continue
         same = runs[block.split]
         if same and same[-1].chrom == block.chrom and same[-1].end == block.start:
             same[-1] = Interval(block.chrom, same[-1].start, block.end)

@@ -132,7 +132,7 @@ class VariantDataModule(SplitLoaders, L.LightningDataModule):
             raise InputFileError(f"{self.vcf}: no labelled SNV or indel to train on")
         markov = fit_markov_baseline(genome, self.tokenizer, markov_training_part(genome, spans, self.context_length),
                                      self.markov_max_order)
-        self.blocks = self._blocks(spans)
+        self.blocks = self._blocks(spans, genome.lengths)
         self._split(examples, markov)
 
     def _label(self, table, record, a: int) -> int | None:
@@ -140,8 +140,11 @@ class VariantDataModule(SplitLoaders, L.LightningDataModule):
             return table.get((record.chrom, record.pos, record.ref.upper(), record.alts[a].upper()))
         return info_label(record, a, self.label_info, self.vcf)
 
-    def _blocks(self, spans: dict[str, tuple[int, int]]) -> list[Block]:
-        """Blocks over each contig's variant span (block mode), or whole contigs (chromosome mode)."""
+    def _blocks(self, spans: dict[str, tuple[int, int]], lengths: dict[str, int]) -> list[Block]:
+        """Blocks over each contig's variant span (block mode), whole contigs (chromosome mode), or the given ones
+        (bed mode)."""
+        if self.split_cfg.by == "bed":
+            return split_blocks(lengths, self.split_cfg)
         if self.split_cfg.by == "chromosome":
             return split_blocks({c: b for c, (_, b) in spans.items()}, self.split_cfg)
         blocks = []
