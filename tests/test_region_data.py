@@ -52,12 +52,15 @@ def test_bases_past_the_chromosome_end_read_as_n(dmel) -> None:
     assert np.array_equal(ids[50:], tokenizer.encode(dmel.sequence(CHROM, 0, 50)))
 
 
-@pytest.mark.parametrize("by", ["block", "chromosome"])
-def test_no_two_windows_in_different_splits_share_a_base(by: str) -> None:
+@pytest.mark.parametrize("by", ["block", "chromosome", "bed"])
+def test_no_two_windows_in_different_splits_share_a_base(by: str, tmp_path: Path) -> None:
     lengths, rng = {"a": 1_000_000, "b": 700_000, "c": 300_000}, random.Random(by)
+    listed = [f"{c}\t{s}\t{s + rng.randrange(20_000, 50_000)}\t{rng.choice(['train', 'val', 'test'])}"
+              for c, n in lengths.items() for s in range(0, n - 50_000, 50_000)]  # gaps between blocks
     cfg = SplitConfig(by=by, block_size=rng.choice([50_000, 100_000]), seed=rng.randrange(100),
                       val_chromosomes=["b"] if by == "chromosome" else [],
-                      test_chromosomes=["c"] if by == "chromosome" else [])
+                      test_chromosomes=["c"] if by == "chromosome" else [],
+                      blocks=str(write_bed(tmp_path, listed)) if by == "bed" else None)
     blocks = blocks_by_chromosome(split_blocks(lengths, cfg))
     spec = WindowSpec(8_000)
     placed: dict[str, list[Interval]] = {"train": [], "val": [], "test": []}
@@ -72,6 +75,12 @@ def test_no_two_windows_in_different_splits_share_a_base(by: str) -> None:
     for a, b in [("train", "val"), ("train", "test"), ("val", "test")]:
         for w in placed[a]:
             assert not any(w.chrom == v.chrom and w.start < v.end and v.start < w.end for v in placed[b])
+    if by == "bed":  # and a placed window reads only listed bases of its own split
+        spans = [line.split("\t") for line in listed]
+        for split, windows in placed.items():
+            for w in windows:
+                inside = [(int(s), int(e)) for c, s, e, name in spans if c == w.chrom and name == split]
+                assert any(s <= max(w.start, 0) and min(w.end, lengths[w.chrom]) <= e for s, e in inside)
 
 
 def test_a_split_bed_places_each_window_in_its_listed_block_and_drops_windows_reading_unlisted_bases(
