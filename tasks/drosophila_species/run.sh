@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 python tasks/drosophila_species/make_regions.py
 [ -f runs/tasks/drosophila/backbone/model.safetensors ] || genomenet fit --config tasks/drosophila_species/pretrain.yaml
-for length in 1024 8192 32768; do
+for length in ${LENGTHS:-1024 8192 32768}; do
   case $length in
     1024) extra=(--data.batch_size 16) ;;
     8192) extra=(--data.batch_size 4 --trainer.accumulate_grad_batches 4 --trainer.limit_train_batches 100
