@@ -24,7 +24,6 @@ from genomenet.data.intervals import Interval, Region, read_bed_regions
 from genomenet.data.labels import LabelSet, TaskKind, infer_labels
 from genomenet.data.region_windows import WindowMode, WindowSpec, n_fraction, region_span, region_tokens
 from genomenet.data.splits import (
-    NO_SPLIT,
     SPLITS,
     Block,
     SplitConfig,
@@ -32,6 +31,7 @@ from genomenet.data.splits import (
     blocks_by_chromosome,
     split_blocks,
     split_of,
+    write_blocks_bed,
 )
 from genomenet.data.tokenizers import KmerTokenizer, make_tokenizer
 from genomenet.errors import ConfigError, InputFileError
@@ -236,6 +236,5 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
                 for r, w in zip(self.splits[split].regions, self.splits[split].windows, strict=True):
                     writer.writerow([r.chrom, r.start, r.end, r.name, r.strand, w.start, w.end, split])
         os.replace(tmp, path)
-        (out / "split_blocks.bed").write_text("".join(f"{b.chrom}\t{b.start}\t{b.end}\t{b.split}\n"
-                                                      for b in self.blocks if b.split != NO_SPLIT))
+        write_blocks_bed(self.blocks, out / "split_blocks.bed")
         return path

@@ -145,14 +145,18 @@ def blocks_by_chromosome(blocks: list[Block]) -> dict[str, list[Block]]:
     return grouped
 
 
+def write_blocks_bed(blocks: list[Block], path: Path) -> None:
+    """The blocks as BED4 (name = split), bases of no split left out: readable back with `split.by: bed`."""
+    path.write_text("".join(f"{b.chrom}\t{b.start}\t{b.end}\t{b.split}\n" for b in blocks if b.split != NO_SPLIT))
+
+
 def write_split_beds(blocks: list[Block], out_dir: str | Path) -> dict[str, Path]:
     """`split_blocks.bed` (name = split) and `val.bed` / `test.bed` for a pre-training config's val_intervals /
     test_intervals, so a backbone is never trained on a task's held-out sequence."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"all": out / "split_blocks.bed", "val": out / "val.bed", "test": out / "test.bed"}
-    paths["all"].write_text("".join(f"{b.chrom}\t{b.start}\t{b.end}\t{b.split}\n" for b in blocks
-                                    if b.split != NO_SPLIT))
+    write_blocks_bed(blocks, paths["all"])
     for split in ("val", "test"):
         paths[split].write_text("".join(f"{b.chrom}\t{b.start}\t{b.end}\n" for b in blocks if b.split == split))
     return paths
