@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One device call (README.md beside this): self-check of the GPU attention kernels, pre-train the task's backbone on
+# the GPU in a fixed time budget (pretrain_gpu.yaml), then fine-tune from it at 32K, 1K and 8K windows on the task's
+# regions and split, with the k-mer and frozen-probe baselines in each report. Each step is capped by `timeout` and by
+# the call's deadline, and leaves its results under $OUT at once. Run bundle.sh here first; the call carries .gpu and
+# .whl (a CPU smoke run: ACCEL=cpu STEPS=2 FIT_ARGS=... FT_ARGS=...):
+#   DEADLINE_S=570 bash tasks/drosophila_species/gpu.sh
+set -u
+cd "$(dirname "$0")/../.."
+T0=$(date +%s)
+OUT=${OUT:-runs/gpu_out}
+mkdir -p "$OUT"
+LOG=$OUT/log.txt
+say() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
+left() { local l=$(( ${DEADLINE_S:-570} - ($(date +%s) - T0) )); echo $(( l < $1 ? (l > 5 ? l : 5) : $1 )); }
+step() { local limit; limit=$(left "$1"); shift; say "(limit ${limit} s) $*"
+         timeout "$limit" "$@" 2>&1 | grep -av "it/s]\|s/it]" | tee -a "$LOG" | tail -n 40; say "exit ${PIPESTATUS[0]}"; }
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+fi
+mkdir -p runs && cp -r .gpu/runs/. runs/
+export GENOMENET_CACHE=${GENOMENET_CACHE:-/tmp/genomenet_cache} PYTHONUNBUFFERED=1
+GN=(python3 -m genomenet.cli)
+nvidia-smi -L | tee -a "$LOG"; python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$LOG"
+
+step 40 python3 tasks/drosophila_species/gpu_selfcheck.py
+
+STEPS=${STEPS:-}
+[ -n "$STEPS" ] || STEPS=$(timeout 60 python3 tasks/chr20_backbone/steps_for.py tasks/drosophila_species/pretrain_gpu.yaml --steps 10 \
+        --seconds "${TRAIN_S:-110}" 2>>"$LOG") || STEPS=600
+say "pre-training for $STEPS steps"
+step 200 "${GN[@]}" fit --config tasks/drosophila_species/pretrain_gpu.yaml --trainer.max_steps "$STEPS" ${FIT_ARGS:-}
+B=runs/tasks/drosophila_gpu/backbone
+cp "$(ls -td runs/drosophila_pretrain_gpu/version_*/ | head -1)metrics.csv" "$OUT/pretrain_metrics.csv" 2>/dev/null
+
+F=runs/tasks/drosophila_species
+for length in ${LENGTHS:-32768 1024 8192}; do
+  case $length in
+    1024) extra=(--data.batch_size 16 --trainer.max_epochs 6 --trainer.max_time 00:00:01:00) limit=60 ;;
+    8192) extra=(--data.batch_size 8 --trainer.max_epochs 4 --trainer.max_time 00:00:01:30) limit=120 ;;
+    32768) extra=(--data.batch_size 4 --trainer.max_epochs 3 --trainer.max_time 00:00:02:30) limit=230 ;;
+  esac
+  step $limit "${GN[@]}" fit --config tasks/drosophila_species/finetune.yaml --data.context_length $length \
+    --data.split_context 32768 "${extra[@]}" --trainer.accelerator ${ACCEL:-gpu} --trainer.precision bf16-mixed \
+    --trainer.limit_val_batches 1.0 --trainer.enable_progress_bar false --trainer.logger false \
+    --model.init_args.init_weights $B --model.init_args.head_init probe --model.init_args.head_init_windows 512 \
+    --report.probe_max_bases 20000000 --checkpoint.dirpath $F/gpu_finetune_$length/checkpoints \
+    --report.export_dir $F/gpu_finetune_$length/model ${FT_ARGS:-}
+done
+tar -cf /tmp/models.tar $B $F/gpu_finetune_*/model 2>/dev/null && split -b 15m -d /tmp/models.tar "$OUT/models.tar.part"
+say "done"
