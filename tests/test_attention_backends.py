@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from genomenet.attention import backends
-from genomenet.attention.backends import SELF_CHECK_SHAPES, Chunked, TorchCPUFlash, _compare_with_chunked, kernel_lse
+from genomenet.attention.backends import (
+    SELF_CHECK_SHAPES,
+    Chunked,
+    TorchCPUFlash,
+    _compare_with_chunked,
+    kernel_bias,
+    kernel_lse,
+    kernel_out,
+)
 
 
 def test_the_self_check_covers_uneven_lengths_and_head_sizes_32_64_128() -> None:
@@ -59,3 +67,25 @@ def test_the_efficient_backward_gets_its_lse_padded_to_the_kernels_row_layout(ro
     assert padded.shape[-1] % 32 == 0 and padded.shape[-1] - rows < 32
     assert padded.stride(1) % 8 == 0 and padded.is_contiguous()
     torch.testing.assert_close(padded[..., :rows], lse)
+
+
+@pytest.mark.parametrize("keys", [33, 77, 80])
+def test_the_efficient_kernel_gets_its_mask_materialised_in_rows_aligned_to_16_keys(keys: int) -> None:
+    """The CUDA memory-efficient kernel rejects a broadcast query dimension ("wrong shape (seqlenQ dimension)") and
+    a bias row stride that is not a multiple of 8 ("not correctly aligned"): both seen on an H200, torch 2.11."""
+    q, k = torch.randn(2, 3, 50, 16), torch.randn(2, 3, keys, 16)
+    mask = torch.zeros(2, 3, 1, keys)
+    mask[..., keys - keys // 8:] = -torch.inf
+    bias = kernel_bias(mask, q, k)
+    assert bias.shape == (2, 3, 50, keys) and bias.stride(-2) % 16 == 0 and bias.stride(-1) == 1
+    assert torch.equal(bias, mask.expand(2, 3, 50, keys))
+    assert kernel_bias(None, q, k) is None
+
+
+def test_the_efficient_backward_gets_the_output_in_its_forwards_memory_layout() -> None:
+    """In bfloat16 the kernel's backward misreads a contiguous (batch, heads, rows, dim) output (garbage dq and dk on
+    an H200); it gets the (batch, rows, heads, dim) memory its forward writes, values unchanged."""
+    out = torch.randn(2, 3, 77, 32)
+    laid_out = kernel_out(out)
+    assert laid_out.shape == out.shape and laid_out.transpose(1, 2).is_contiguous()
+    assert torch.equal(laid_out, out)

@@ -67,19 +67,35 @@ class TorchCUDAEfficient:
 
     def forward(self, q, k, v, causal, mask):
         out, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(
-            q, k, v, _as_dtype(mask, q.dtype), True, 0.0, causal
+            q, k, v, kernel_bias(mask, q, k), True, 0.0, causal
         )
         return out, lse[..., : q.shape[-2]]
 
     def backward(self, grad_out, q, k, v, out, lse, causal, mask):
-        bias = _as_dtype(mask, q.dtype)
-        if bias is not None:  # the kernel wants a materialised bias when it computes its gradient
-            bias = bias.expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
         philox = torch.zeros(2, dtype=torch.int64, device=q.device)
         dq, dk, dv, _ = torch.ops.aten._scaled_dot_product_efficient_attention_backward(
-            grad_out, q, k, v, bias, out, kernel_lse(lse), philox, philox, 0.0, [True, True, True, False], causal
+            grad_out, q, k, v, kernel_bias(mask, q, k), kernel_out(out), kernel_lse(lse), philox, philox, 0.0,
+            [True, True, True, False], causal
         )
         return dq, dk, dv
+
+
+def kernel_bias(mask: Tensor | None, q: Tensor, k: Tensor) -> Tensor | None:
+    """The additive mask as the memory-efficient kernel reads it: materialised to (batch, heads, queries, keys) (it
+    rejects a broadcast query dimension, "attn_bias: wrong shape (seqlenQ dimension)") in rows padded to a multiple of
+    16 keys (it rejects a row stride that is not a multiple of 8, "attn_bias is not correctly aligned")."""
+    if mask is None:
+        return None
+    keys = k.shape[-2]
+    bias = torch.empty(*q.shape[:-1], keys + (-keys % 16), device=q.device, dtype=q.dtype)[..., :keys]
+    return bias.copy_(mask.expand(*q.shape[:-1], keys))
+
+
+def kernel_out(out: Tensor) -> Tensor:
+    """The output in the memory layout the kernel's forward writes, (batch, queries, heads, dim) under a
+    (batch, heads, queries, dim) view: in bfloat16 the backward reads a contiguous (batch, heads, ...) output wrongly
+    (garbage dq and dk; seen on an H200 with torch 2.11)."""
+    return out.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 def kernel_lse(lse: Tensor) -> Tensor:
