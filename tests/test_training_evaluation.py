@@ -136,3 +136,9 @@ def test_scoring_sends_batches_to_a_model_that_is_not_on_the_cpu() -> None:
     with pytest.raises(NotImplementedError, match="meta"):
         target_nll(model, windows, n_id=4)
     assert model.seen == [torch.device("meta")]
+
+
+def test_a_report_scores_where_the_module_is_when_no_trainer_ran_it() -> None:
+    """Region classifiers have no `.model`: the fallback reads the module's own parameters (the region report scores
+    on the trainer's device, here absent)."""
+    assert scoring_device(torch.nn.Linear(2, 2, device="meta")) == torch.device("meta")

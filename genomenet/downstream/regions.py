@@ -8,6 +8,7 @@ embeddings, all on the same windows; says plainly when the model loses; exports 
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -26,6 +27,7 @@ from genomenet.data.region_windows import WindowSpec, region_span, region_tokens
 from genomenet.data.tokenizers import CODE_MASK, make_tokenizer
 from genomenet.errors import InputFileError
 from genomenet.evaluation.classification import METRICS, classification_metrics, per_class_metrics
+from genomenet.evaluation.lm_report import scoring_device
 from genomenet.model.classifier import export_classifier, load_classifier
 from genomenet.model.heads import RegionClassifierNet, probabilities
 from genomenet.model.pretrained import load_pretrained
@@ -70,14 +72,15 @@ def kmer_baseline(datamodule, kmer_sizes: list[int]) -> tuple[FittedBaseline, np
 
 
 def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int | None = None,
-                 pool_over: str = "window", strands: str = "one") -> tuple[FittedBaseline, np.ndarray]:
+                 pool_over: str = "window", strands: str = "one", device: torch.device | str = "cpu"
+                 ) -> tuple[FittedBaseline, np.ndarray]:
     """Logistic regression on the frozen pre-trained backbone's mean-pooled embeddings (C chosen on val), read where
     the fine-tuned model reads (pool_over, strands), fitted on every training window or a seeded subset of at most
-    `max_bases` bases."""
+    `max_bases` bases; the embeddings are computed on `device`."""
     backbone = load_pretrained(init_weights).float()
     tokenizer = datamodule.tokenizer
     net = RegionClassifierNet(backbone, 1, "mean", tokenizer.pad_id, pool_over=pool_over, strands=strands,
-                              reverse_complement_ids=tokenizer.reverse_complement_ids).eval()
+                              reverse_complement_ids=tokenizer.reverse_complement_ids).to(device).eval()
     kind, splits = datamodule.labels.kind, datamodule.splits
     train = np.arange(len(splits["train"].regions))
     if max_bases is not None and len(train) * datamodule.spec.length > max_bases:
@@ -119,20 +122,23 @@ class RegionReport:
 
 def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, export: bool = True,
                   batch_size: int = 16, probe_max_bases: int | None = None) -> RegionReport:
-    """Score the test split with the fine-tuned model and both baselines; print the table; export the model."""
+    """Score the test split with the fine-tuned model and both baselines, on the device the trainer ran on (a GPU
+    run is not scored on the CPU); print the table; export the model."""
     datamodule.setup()
-    net, kind = module.net.cpu().float().eval(), datamodule.labels.kind
+    device = scoring_device(module)
+    net, kind = module.net.to(device).float().eval(), datamodule.labels.kind
     test = datamodule.splits["test"]
     probs = window_outputs(net, datamodule.window_tokens("test"), datamodule.window_spans("test"), "probs", kind,
                            batch_size, desc="scoring test windows")
     rows = {MODEL_ROW: classification_metrics(kind, test.targets, probs)}
-    model_dir = export_classifier(net, module.info(), out_dir) if export else None  # before anything else can fail
+    # exported before anything else can fail, from a CPU copy (the scoring net may sit on a GPU)
+    model_dir = export_classifier(copy.deepcopy(net).cpu(), module.info(), out_dir) if export else None
     kmer, kmer_probs = kmer_baseline(datamodule, kmer_sizes)
     rows[f"k-mer spectrum ({kmer.choice}) + logistic regression"] = classification_metrics(kind, test.targets,
                                                                                            kmer_probs)
     if module.init_weights:
         probe, probe_probs = linear_probe(datamodule, module.init_weights, batch_size, probe_max_bases,
-                                          module.pool_over, module.strands)
+                                          module.pool_over, module.strands, device)
         rows[f"linear probe ({probe.choice}) on frozen pre-trained embeddings"] = classification_metrics(
             kind, test.targets, probe_probs)
     per_class = per_class_metrics(kind, list(datamodule.labels.classes), test.targets, probs)

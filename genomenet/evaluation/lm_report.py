@@ -148,7 +148,7 @@ def scoring_device(module) -> torch.device:
     try:
         return module.trainer.strategy.root_device
     except (RuntimeError, AttributeError):  # not attached to a Trainer
-        return model_device(module.model)
+        return model_device(getattr(module, "model", module))
 
 
 def long_context(
