@@ -12,7 +12,7 @@ from conftest import DMEL
 
 from genomenet.data.intervals import Interval, Region, read_bed_regions
 from genomenet.data.labels import infer_labels
-from genomenet.data.region_datamodule import RegionDataModule
+from genomenet.data.region_datamodule import RegionDataModule, interleaved_order
 from genomenet.data.region_windows import WindowSpec, region_tokens
 from genomenet.data.splits import SplitConfig, blocks_by_chromosome, split_blocks, split_of, write_split_beds
 from genomenet.data.tokenizers import make_tokenizer
@@ -185,6 +185,29 @@ def test_the_split_is_written_into_the_run(tmp_path: Path) -> None:
     assert len(table) == kept and kept + sum(dm.dropped.values()) == len(lines)
     assert {row[-1] for row in table} == {"train", "val", "test"}
     assert (tmp_path / "run" / "split_blocks.bed").is_file()
+
+
+def test_any_prefix_of_the_validation_order_holds_every_class_in_proportion() -> None:
+    """A limited validation pass (trainer.limit_val_batches) reads a prefix: in file order that can be one class."""
+    targets = np.repeat(np.eye(3, dtype=np.float32), [60, 30, 10], axis=0)    # sorted by class, 60/30/10
+    order = interleaved_order(targets)
+    assert sorted(order) == list(range(100)) and not np.array_equal(order, np.arange(100))
+    for n in (10, 20, 50):
+        counts = targets[order[:n]].sum(0)
+        np.testing.assert_allclose(counts, [0.6 * n, 0.3 * n, 0.1 * n], atol=1)
+    assert interleaved_order(np.zeros((0, 3))).size == 0
+
+
+def test_the_validation_loader_reads_every_window_once_in_the_interleaved_order(tmp_path: Path) -> None:
+    lines = [f"{CHROM}\t{s}\t{s + 1}\t{'ab'[s // 10_000 % 2]}" for s in range(500, 199_000, 1000)]
+    dm = data_module(tmp_path, lines, split=SplitConfig(block_size=20_000, test_fraction=0.3, val_fraction=0.2))
+    dm.setup()
+    val = dm.splits["val"]
+    items = list(dm.dataloader("val").dataset)
+    assert [item["index"] for item in items] == list(interleaved_order(val.targets))
+    for item in items:
+        assert np.array_equal(item["input_ids"].numpy(), val.tokens[item["index"]])
+    assert [item["index"] for item in dm.dataloader("test").dataset] == list(range(len(dm.splits["test"].regions)))
 
 
 def test_shifted_training_windows_are_the_genome_moved_by_whole_tokens(tmp_path: Path, dmel) -> None:

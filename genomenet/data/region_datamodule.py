@@ -52,13 +52,15 @@ class WindowDataset(Dataset):
     """Windows of one split; with `shift_tokens` > 0 the stored rows are that many tokens wider on each side and
     each draw crops a window at a random offset (training augmentation), otherwise the centred one."""
 
-    def __init__(self, data: LabelledWindows, shift_tokens: int = 0, random: bool = False) -> None:
-        self.data, self.shift, self.random = data, shift_tokens, random
+    def __init__(self, data: LabelledWindows, shift_tokens: int = 0, random: bool = False,
+                 order: np.ndarray | None = None) -> None:
+        self.data, self.shift, self.random, self.order = data, shift_tokens, random, order
 
     def __len__(self) -> int:
         return len(self.data.regions)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, j: int) -> dict:
+        i = int(self.order[j]) if self.order is not None else j
         row, span = self.data.tokens[i], self.data.spans[i]
         if self.shift:
             offset = int(np.random.randint(0, 2 * self.shift + 1)) if self.random else self.shift
@@ -66,6 +68,22 @@ class WindowDataset(Dataset):
             span = crop_span(span, offset, len(row))
         return {"input_ids": torch.from_numpy(np.ascontiguousarray(row)),
                 "target": torch.from_numpy(self.data.targets[i]), "region": torch.from_numpy(span), "index": i}
+
+
+def interleaved_order(targets: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A seeded order of the rows that spreads every target pattern evenly (shuffled within each), so that any prefix
+    of it is close to a stratified sample: what `trainer.limit_val_batches` reads of the validation split (a prefix in
+    file order can hold one chromosome, species or class only)."""
+    if len(targets) == 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    _, group = np.unique(targets.reshape(len(targets), -1), axis=0, return_inverse=True)
+    group = np.ravel(group)
+    position = np.empty(len(targets))
+    for g in np.unique(group):
+        members = rng.permutation(np.flatnonzero(group == g))
+        position[members] = (np.arange(len(members)) + 0.5) / len(members)
+    return np.argsort(position, kind="stable")
 
 
 def crop_span(span: np.ndarray, offset: int, n_tokens: int) -> np.ndarray:
@@ -212,7 +230,10 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
             if len(self.splits[split].spans) else np.zeros((0, 2), dtype=np.int64)
 
     def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
-        data = WindowDataset(self.splits[split], self.shift_tokens, random=shuffle)
+        """Training shuffled; validation in `interleaved_order` (so a limited validation pass reads every class);
+        test in file order (predictions follow the split file)."""
+        order = interleaved_order(self.splits[split].targets) if split == "val" else None
+        data = WindowDataset(self.splits[split], self.shift_tokens, random=shuffle, order=order)
         return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
