@@ -12,6 +12,7 @@ from genomenet.attention.backends import (
     Chunked,
     TorchCPUFlash,
     _compare_with_chunked,
+    bias_fits,
     kernel_bias,
     kernel_lse,
     kernel_out,
@@ -89,3 +90,11 @@ def test_the_efficient_backward_gets_the_output_in_its_forwards_memory_layout() 
     laid_out = kernel_out(out)
     assert laid_out.shape == out.shape and laid_out.transpose(1, 2).is_contiguous()
     assert torch.equal(laid_out, out)
+
+
+def test_a_mask_too_large_to_materialise_sends_the_call_to_the_chunked_backend() -> None:
+    """kernel_bias is quadratic in the segment: past MAX_KERNEL_BIAS_BYTES the efficient backend runs Chunked."""
+    small, big = torch.empty(1, 8, 256, 64), torch.empty(4, 8, 8192, 64, device="meta")
+    mask_small, mask_big = torch.zeros(1, 8, 1, 256), torch.zeros(4, 8, 1, 8192, device="meta")
+    assert bias_fits(None, big, big) and bias_fits(mask_small, small, small)
+    assert not bias_fits(mask_big, big, big)

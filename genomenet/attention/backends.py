@@ -66,18 +66,34 @@ class TorchCUDAEfficient:
         return device.type == "cuda" and dtype in (torch.float32, torch.float16, torch.bfloat16)
 
     def forward(self, q, k, v, causal, mask):
+        if not bias_fits(mask, q, k):
+            return Chunked().forward(q, k, v, causal, mask)
         out, lse, _, _ = torch.ops.aten._scaled_dot_product_efficient_attention(
             q, k, v, kernel_bias(mask, q, k), True, 0.0, causal
         )
         return out, lse[..., : q.shape[-2]]
 
     def backward(self, grad_out, q, k, v, out, lse, causal, mask):
+        if not bias_fits(mask, q, k):
+            return Chunked().backward(grad_out, q, k, v, out, lse, causal, mask)
         philox = torch.zeros(2, dtype=torch.int64, device=q.device)
         dq, dk, dv, _ = torch.ops.aten._scaled_dot_product_efficient_attention_backward(
             grad_out, q, k, v, kernel_bias(mask, q, k), kernel_out(out), kernel_lse(lse), philox, philox, 0.0,
             [True, True, True, False], causal
         )
         return dq, dk, dv
+
+
+MAX_KERNEL_BIAS_BYTES = 256 * 2**20
+"""The largest materialised mask (`kernel_bias`) the memory-efficient kernel is given; a masked call whose mask would
+be larger runs on `Chunked` instead (a mask is (batch, heads, queries, keys): quadratic in the segment)."""
+
+
+def bias_fits(mask: Tensor | None, q: Tensor, k: Tensor) -> bool:
+    """Whether a call can use the memory-efficient kernel: no mask, or one whose materialised form is small."""
+    if mask is None:
+        return True
+    return q.shape[:-1].numel() * (k.shape[-2] + 16) * q.element_size() <= MAX_KERNEL_BIAS_BYTES
 
 
 def kernel_bias(mask: Tensor | None, q: Tensor, k: Tensor) -> Tensor | None:
