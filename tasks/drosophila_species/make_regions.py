@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import sys
 import time
 from collections import Counter
@@ -85,11 +86,14 @@ def chromosome_4(species: str) -> bytes:
 
 
 def write_fasta(genome: dict[str, bytes], path: Path) -> None:
-    """Plain FASTA, LINE bases per line, so pyfaidx indexes it in place."""
-    with open(path, "wb") as out:
+    """Plain FASTA, LINE bases per line, so pyfaidx indexes it in place; written whole under a temporary name and
+    renamed, so a run reading the old file never sees half of the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as out:
         for name, sequence in genome.items():
             out.write(b">" + name.encode() + b"\n")
             out.writelines(sequence[i:i + LINE] + b"\n" for i in range(0, len(sequence), LINE))
+    os.replace(tmp, path)
 
 
 def centres(species: str, sequence: bytes) -> tuple[list[Row], int]:
@@ -210,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{species}: {len(sequence):,} bp, {len(kept)} centres ({skipped} skipped for >10% N)")
         rows += kept
     rows.sort(key=lambda r: (r[0], r[1]))
-    (args.out_dir / "regions.bed").write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    tmp = args.out_dir / ".regions.bed.tmp"
+    tmp.write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    os.replace(tmp, args.out_dir / "regions.bed")
     blocks = locus_split(genome)
     write_split_beds(blocks, args.out_dir)
     for species in SPECIES:
