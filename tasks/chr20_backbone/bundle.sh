@@ -7,7 +7,6 @@ cd "$(dirname "$0")/../.."
 python tasks/promoters_chr20/make_regions.py >/dev/null
 python tasks/variants_1kg_chr20/make_labels.py >/dev/null
 python tasks/chr20_backbone/make_split.py
-for path in /.gpu/ /.whl/; do grep -qx "$path" .git/info/exclude 2>/dev/null || echo "$path" >> .git/info/exclude; done
 rm -rf .gpu && mkdir -p .gpu/shared/data/genomes .gpu/shared/data/variants .gpu/runs/tasks .gpu/runs/quickstart
 cp ../shared/data/genomes/grch37_chr20.fa.gz .gpu/shared/data/genomes/
 cp ../shared/data/variants/1kg_phase3_chr20_1-4Mb.vcf.gz* .gpu/shared/data/variants/
@@ -16,9 +15,6 @@ mkdir -p .gpu/runs/tasks/promoters_chr20 .gpu/runs/tasks/variants_1kg_chr20
 cp runs/tasks/promoters_chr20/*.bed .gpu/runs/tasks/promoters_chr20/
 cp runs/tasks/variants_1kg_chr20/{subset.vcf.gz,subset.vcf.gz.tbi,labels.tsv,heldout.bed} .gpu/runs/tasks/variants_1kg_chr20/
 cp -r runs/quickstart/model .gpu/runs/quickstart/
-mkdir -p .whl
-python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-  --platform manylinux2014_x86_64 -d .whl jsonargparse==4.53.0 pyfaidx==0.9.2.2 pysam==0.24.1 biopython==1.88 \
-  docstring_parser==0.18.0 typeshed_client==2.15.0 importlib_resources==7.1.0
+. scripts/device.sh
+device_wheels
 du -sh .gpu .whl

@@ -6,21 +6,9 @@
 #   TRAIN_S=200 bash tasks/chr20_backbone/gpu.sh
 set -u
 cd "$(dirname "$0")/../.."
-T0=$(date +%s)
-OUT=${OUT:-runs/gpu_out}
-mkdir -p "$OUT"
-LOG=$OUT/log.txt
-say() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
-step() { local limit=$1; shift; say "$*"; timeout "$limit" "$@" 2>&1 | tee -a "$LOG" | tail -n 60; say "exit ${PIPESTATUS[0]}"; }
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-fi
+. scripts/device.sh
 [ -e ../shared ] || ln -s "$PWD/.gpu/shared" ../shared
-mkdir -p runs && cp -r .gpu/runs/. runs/
-export GENOMENET_CACHE=${GENOMENET_CACHE:-/tmp/genomenet_cache} PYTHONUNBUFFERED=1
-GN=(python3 -m genomenet.cli)
-nvidia-smi -L | tee -a "$LOG"
+device_start
 
 step 90 python3 benchmarks/gpu_rows_check.py
 

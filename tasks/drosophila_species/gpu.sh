@@ -7,22 +7,9 @@
 #   DEADLINE_S=570 bash tasks/drosophila_species/gpu.sh
 set -u
 cd "$(dirname "$0")/../.."
-T0=$(date +%s)
-OUT=${OUT:-runs/gpu_out}
-mkdir -p "$OUT"
-LOG=$OUT/log.txt
-say() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$LOG"; }
-left() { local l=$(( ${DEADLINE_S:-570} - ($(date +%s) - T0) )); echo $(( l < $1 ? (l > 5 ? l : 5) : $1 )); }
-step() { local limit; limit=$(left "$1"); shift; say "(limit ${limit} s) $*"
-         timeout "$limit" "$@" 2>&1 | grep -av "it/s]\|s/it]" | tee -a "$LOG" | tail -n 40; say "exit ${PIPESTATUS[0]}"; }
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-mkdir -p runs && cp -r .gpu/runs/. runs/
-export GENOMENET_CACHE=${GENOMENET_CACHE:-/tmp/genomenet_cache} PYTHONUNBUFFERED=1
-GN=(python3 -m genomenet.cli)
-nvidia-smi -L | tee -a "$LOG"; python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$LOG"
+. scripts/device.sh
+DEADLINE_S=${DEADLINE_S:-570}
+device_start
 
 step 40 python3 tasks/drosophila_species/gpu_selfcheck.py
 
