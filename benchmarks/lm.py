@@ -29,7 +29,9 @@ sys.path.insert(0, str(REPO))
 from genomenet.text.report import length_table, save_length_plot  # noqa: E402
 
 TEXT = REPO.parent / "shared" / "data" / "text"
-ATTENTIONS = ("dilated", "dense", "local")
+ATTENTIONS = ("dilated", "sliding", "dense", "local")
+"""`sliding` is LongNet with its shortest branch made a sliding window: w = context/2, context with r = 2, 4, plus
+each byte's context/4 predecessors (the backbone's `sliding_window`)."""
 
 
 def corpus_file(name: str, out: Path, text: Path = TEXT) -> Path:
@@ -53,18 +55,26 @@ def segments(context: int) -> list[int]:
     return [context // 4, context // 2, context]
 
 
+def attention_arguments(attention: str, context: int) -> list[str]:
+    """The `genomenet fit` flags that switch the attention (everything else is the config's)."""
+    w = segments(context)
+    if attention == "sliding":
+        return ["--model.backbone.attention", "dilated", "--model.backbone.segment_lengths", str(w[1:]),
+                "--model.backbone.dilation_rates", "[2, 4]", "--model.backbone.sliding_window", str(w[0])]
+    return ["--model.backbone.attention", attention, "--model.backbone.segment_lengths", str(w),
+            "--model.backbone.dilation_rates", "[1, 2, 4]"]
+
+
 def fit(attention: str, seed: int, corpus: Path, run: Path, args: argparse.Namespace) -> dict:
     """One `genomenet fit`; returns its held_out_report.json."""
     report = run / "held_out_report.json"
     if report.exists() and not args.rerun:
         return json.loads(report.read_text())
-    w = segments(args.context)
     command = [
         sys.executable, "-m", "genomenet", "fit", "--config", str(REPO / "configs" / "text_lm.yaml"),
         "--data.path", str(corpus), "--data.context_length", str(args.context),
         "--data.batch_size", str(args.batch_size), "--data.seed", str(seed), "--seed_everything", str(seed),
-        "--model.backbone.attention", attention,
-        "--model.backbone.segment_lengths", str(w), "--model.backbone.dilation_rates", "[1, 2, 4]",
+        *attention_arguments(attention, args.context),
         "--model.backbone.n_layers", str(args.layers), "--model.backbone.d_model", str(args.width),
         "--trainer.accelerator", args.accelerator, "--trainer.max_steps", str(args.steps),
         "--trainer.val_check_interval", str(max(1, args.steps // 3)), "--trainer.logger", "false",

@@ -18,7 +18,15 @@ def branch_mask(n: int, w: int, r: int, head: int, causal: bool) -> torch.Tensor
     return mask  # (query, key)
 
 
-def dense_dilated_attention(q, k, v, segment_lengths, dilation_rates, causal=False, key_padding_mask=None):
+def sliding_mask(n: int, window: int) -> torch.Tensor:
+    """The sliding-window branch: each query sees itself and the ``window`` positions before it."""
+    pos = torch.arange(n)
+    distance = pos[:, None] - pos[None, :]
+    return (distance >= 0) & (distance <= window)   # (query, key)
+
+
+def dense_dilated_attention(q, k, v, segment_lengths, dilation_rates, causal=False, key_padding_mask=None,
+                            sliding_window=0):
     """Softmax over the multiset union of each query's branch keys, in float64; autograd gives the gradients."""
     b, n, h, d = q.shape
     q, k, v = (x.double() for x in (q, k, v))
@@ -27,6 +35,8 @@ def dense_dilated_attention(q, k, v, segment_lengths, dilation_rates, causal=Fal
         weights = torch.zeros(b, n, n, dtype=torch.float64)          # multiplicity of each (query, key) pair
         for w, r in zip(segment_lengths, dilation_rates):
             weights += branch_mask(n, min(w, n), r, head, causal).double()
+        if sliding_window:
+            weights += sliding_mask(n, sliding_window).double()
         if key_padding_mask is not None:
             weights = weights * (~key_padding_mask)[:, None, :].double()
         s = torch.einsum("bqd,bkd->bqk", q[:, :, head], k[:, :, head]) / d**0.5   # (b, n, n)

@@ -66,18 +66,19 @@ def test_a_copy_far_back_is_a_far_copy_and_a_near_one_is_not() -> None:
 
 
 @pytest.mark.parametrize(
-    ("segments", "dilations", "heads"),
-    [((8, 24, 48), (1, 2, 4), 4), ((6, 20, 64), (1, 3, 8), 3), ((16,), (1,), 2)],
+    ("segments", "dilations", "heads", "sliding"),
+    [((8, 24, 48), (1, 2, 4), 4, 0), ((6, 20, 64), (1, 3, 8), 3, 0), ((16,), (1,), 2, 0), ((24, 48), (2, 4), 4, 6)],
 )
-def test_one_hop_reach_is_where_dilated_attention_puts_weight(segments, dilations, heads) -> None:
+def test_one_hop_reach_is_where_dilated_attention_puts_weight(segments, dilations, heads, sliding) -> None:
     """Values that are one-hot in the key position show, per query, every key some head attends to."""
     n = 48
     q = k = torch.zeros(1, n, heads, n, dtype=torch.float64)
     v = torch.eye(n, dtype=torch.float64)[None, :, None, :].expand(1, n, heads, n)
-    weights = dilated_attention(q, k, v, segments, dilations, causal=True)[0]  # (query, head, key)
-    attended = (weights.abs() > 1e-12).any(dim=1).numpy()
+    weights = dilated_attention(q, k, v, segments, dilations, causal=True, sliding_window=sliding)[0]
+    attended = (weights.abs() > 1e-12).any(dim=1).numpy()   # (query, key)
     query, key = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    assert (AttentionPattern(segments, dilations, heads).one_hop_reachable(query, key) == attended).all()
+    pattern = AttentionPattern(segments, dilations, heads, sliding)
+    assert (pattern.one_hop_reachable(query, key) == attended).all()
 
 
 def test_a_far_copy_is_one_hop_only_when_its_distance_fits_a_dilated_head() -> None:

@@ -19,15 +19,16 @@ def outputs_and_grads(fn, q, k, v, grad):
 
 
 def assert_matches_reference(n, heads, segments, dilations, causal, backend, dtype=torch.float64, tol=1e-10,
-                             key_padding_mask=None, batch=2):
+                             key_padding_mask=None, batch=2, sliding_window=0):
     q, k, v = random_qkv(n, heads, dtype=dtype, batch=batch)
     grad = torch.randn(batch, n, heads, q.shape[-1], dtype=dtype)
     got = outputs_and_grads(
         lambda q, k, v: dilated_attention(q, k, v, segments, dilations, causal, key_padding_mask=key_padding_mask,
-                                          backend=backend), q, k, v, grad)
+                                          backend=backend, sliding_window=sliding_window), q, k, v, grad)
     q64, k64, v64 = (x.detach().double().requires_grad_() for x in (q, k, v))
     want = outputs_and_grads(
-        lambda q, k, v: dense_dilated_attention(q, k, v, segments, dilations, causal, key_padding_mask),
+        lambda q, k, v: dense_dilated_attention(q, k, v, segments, dilations, causal, key_padding_mask,
+                                                sliding_window),
         q64, k64, v64, grad.double())
     for name, g, w in zip(("out", "dq", "dk", "dv"), got, want):
         assert torch.isfinite(g).all(), f"{name} has NaN or inf"
@@ -187,3 +188,56 @@ def test_bfloat16_branch_merge_accumulates_in_float32(causal):
         floor = (w.bfloat16().double() - w)[:, every_branch].pow(2).mean().sqrt().item()  # rounding the exact answer
         assert err <= limit * floor, f"{name}: rms error {err:.3g} is {err / floor:.2f}x bfloat16 rounding"
         assert (g.double() - w).abs().max() <= 1e-2 * w.abs().max(), f"{name}: max error off in some row"
+
+
+SLIDING = {
+    "length_multiple_of_window": (64, 4, (32,), (2,), 16),
+    "length_not_multiple_of_window": (50, 4, (16, 32), (2, 4), 12),
+    "window_longer_than_sequence": (20, 2, (8,), (2,), 32),
+    "window_of_one": (17, 3, (8,), (1,), 1),
+    "with_a_plain_branch_of_the_same_length": (48, 4, (8, 24), (1, 3), 8),
+}
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("geometry", SLIDING.values(), ids=SLIDING.keys())
+def test_sliding_window_branch_matches_dense_reference(geometry, backend):
+    n, heads, segments, dilations, window = geometry
+    assert_matches_reference(n, heads, segments, dilations, True, backend, sliding_window=window)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_sliding_window_with_key_padding_matches_dense_reference(backend):
+    mask = torch.rand(2, 45) < 0.3
+    mask[0, 10:30] = True   # a query whose whole window is padding, except itself
+    assert_matches_reference(45, 4, (16,), (2,), True, backend, key_padding_mask=mask, sliding_window=10)
+
+
+def test_sliding_window_reaches_itself_and_the_window_before_it():
+    """With uniform scores (q = 0) the output is the mean of the values a query reaches: v = one-hot positions reads
+    off the key multiset. Branch (1, 1) reaches each query itself; the window adds it again and its w predecessors."""
+    n, w = 12, 4
+    q = torch.zeros(1, n, 1, n, dtype=torch.float64)
+    k = torch.randn(1, n, 1, n, dtype=torch.float64)
+    v = torch.eye(n, dtype=torch.float64)[None, :, None, :]       # (1, n, 1, n): position p's value is e_p
+    out = dilated_attention(q, k, v, (1,), (1,), causal=True, sliding_window=w)[0, :, 0]
+    for p in range(n):
+        reached = torch.zeros(n, dtype=torch.float64)
+        reached[max(0, p - w): p + 1] += 1
+        reached[p] += 1
+        torch.testing.assert_close(out[p], reached / reached.sum())
+
+
+def test_sliding_window_in_float32_matches_float64_reference():
+    assert_matches_reference(300, 4, (128, 256), (2, 4), True, None, dtype=torch.float32, tol=2e-5,
+                             sliding_window=64)
+
+
+def test_sliding_window_arguments_are_checked():
+    q, k, v = random_qkv(16, 2)
+    with pytest.raises(ValueError, match="causal"):
+        dilated_attention(q, k, v, (8,), (1,), causal=False, sliding_window=4)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        dilated_attention(q, k, v, (8,), (1,), causal=True, sliding_window=-1)
+    with pytest.raises(ValueError, match="sequence parallelism"):
+        dilated_attention(q, k, v, (8,), (1,), causal=True, sliding_window=4, group=object())

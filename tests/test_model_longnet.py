@@ -92,3 +92,42 @@ def test_tied_embedding_is_the_lm_head() -> None:
 def test_impossible_shapes_are_config_errors_that_name_the_field(overrides: dict, names: str) -> None:
     with pytest.raises(ConfigError, match=names):
         tiny("dense", **overrides)
+
+
+def sliding(**overrides) -> LongNetConfig:
+    """One layer, one segment branch of 8, and a sliding window of 6."""
+    return tiny("dilated", **({"n_layers": 1, "segment_lengths": [8], "dilation_rates": [1], "sliding_window": 6}
+                              | overrides))
+
+
+def test_sliding_window_reaches_across_a_segment_boundary_and_no_further() -> None:
+    """Position 9 sits in the second segment of 8: only the window (positions 3..9) links it to position 7, and
+    nothing links it to position 2."""
+    model = LongNet(sliding(), causal=True).eval()
+    without = LongNet(sliding(sliding_window=0), causal=True).eval()
+    without.load_state_dict(model.state_dict())
+    ids = torch.randint(0, 4, (1, 16))
+    near, far = ids.clone(), ids.clone()
+    near[0, 7] = (ids[0, 7] + 1) % 4
+    far[0, 2] = (ids[0, 2] + 1) % 4
+    assert not torch.allclose(model(ids)[0, 9], model(near)[0, 9])
+    torch.testing.assert_close(without(ids)[0, 9], without(near)[0, 9])
+    torch.testing.assert_close(model(ids)[0, 9], model(far)[0, 9])
+
+
+def test_sliding_window_model_is_causal_and_round_trips_its_config() -> None:
+    cfg = sliding(n_layers=2)
+    model = LongNet(cfg, causal=True).eval()
+    ids = torch.randint(0, 4, (2, 30))
+    changed = ids.clone()
+    changed[:, 20] = (ids[:, 20] + 1) % 4
+    torch.testing.assert_close(model(ids)[:, :20], model(changed)[:, :20])
+    assert LongNetConfig(**cfg.to_dict()) == cfg
+    assert not model.can_extend   # no cached-rows path: inference runs whole windows
+
+
+def test_sliding_window_needs_a_causal_model_and_a_non_negative_width() -> None:
+    with pytest.raises(ConfigError, match="sliding_window"):
+        LongNet(sliding(), causal=False)
+    with pytest.raises(ConfigError, match="sliding_window"):
+        sliding(sliding_window=-2)

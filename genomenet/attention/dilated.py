@@ -9,7 +9,7 @@ from torch import Tensor
 
 from genomenet.attention.backends import select_backend
 from genomenet.attention.merge import DilatedAttentionFunction
-from genomenet.attention.sparsify import Branch
+from genomenet.attention.sparsify import Branch, PreviousBlock
 
 _DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
@@ -24,6 +24,7 @@ def dilated_attention(
     group=None,
     key_padding_mask: Tensor | None = None,
     backend: str | None = None,
+    sliding_window: int = 0,
 ) -> Tensor:
     """Dilated attention of ``(batch, seq, heads, head_dim)`` tensors; returns the same shape.
 
@@ -33,8 +34,12 @@ def dilated_attention(
     ``backend`` names a kernel (see ``available_backends``); by default the best available one runs, and
     ``last_backend()`` says which. ``group`` (a process group holding the sequence in chunks) is the
     sequence-parallel path.
+
+    ``sliding_window`` w > 0 (causal only) adds one more branch: each query also attends to itself and the w positions
+    before it, merged like the others (a key that a segment branch reaches too counts twice, as in the contract).
     """
     _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask)
+    _check_sliding_window(sliding_window, causal, group)
     if group is not None:
         from genomenet.attention.sequence_parallel import sequence_parallel_dilated_attention
 
@@ -44,16 +49,33 @@ def dilated_attention(
     batch, seq_len, num_heads, _ = q.shape
     if seq_len == 0:
         return q + k + v    # an empty sequence: empty output, autograd intact
-    branches = plan_branches(seq_len, segment_lengths, dilation_rates, num_heads)
+    branches = plan_branches(seq_len, segment_lengths, dilation_rates, num_heads, sliding_window)
     kernel = select_backend(q.device, q.dtype, key_padding_mask is not None or _any_masked(branches, causal), backend)
     q, k, v = (x.contiguous() for x in (q, k, v))
     return DilatedAttentionFunction.apply(q, k, v, branches, causal, key_padding_mask, kernel)
 
 
-def plan_branches(seq_len: int, segment_lengths: Sequence[int], dilation_rates: Sequence[int], num_heads: int):
-    """Branches in the order they run: plain (r = 1, unpadded) first, so the first result needs no merge."""
+def plan_branches(seq_len: int, segment_lengths: Sequence[int], dilation_rates: Sequence[int], num_heads: int,
+                  sliding_window: int = 0):
+    """Branches in the order they run: plain (r = 1, unpadded) first, so the first result needs no merge.
+
+    A sliding window w is two of them: the plain branch (w, 1) (each query's own block up to itself) and the
+    previous block's keys at or after the query's offset (``PreviousBlock``).
+    """
     branches = [Branch.build(seq_len, w, r, num_heads) for w, r in zip(segment_lengths, dilation_rates)]
-    return sorted(branches, key=Branch.run_order)
+    if sliding_window:
+        branches += [Branch.build(seq_len, sliding_window, 1, num_heads),
+                     PreviousBlock.build(seq_len, sliding_window, num_heads)]
+    return sorted(branches, key=lambda branch: branch.run_order())
+
+
+def _check_sliding_window(sliding_window: int, causal: bool, group) -> None:
+    if not isinstance(sliding_window, int) or isinstance(sliding_window, bool) or sliding_window < 0:
+        raise ValueError(f"sliding_window must be a non-negative integer, got {sliding_window!r}")
+    if sliding_window and not causal:
+        raise ValueError("sliding_window needs causal=True (it adds the w positions before each query)")
+    if sliding_window and group is not None:
+        raise ValueError("sliding_window is not supported with sequence parallelism")
 
 
 def _any_masked(branches: list[Branch], causal: bool) -> bool:

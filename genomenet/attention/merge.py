@@ -15,7 +15,7 @@ from torch import Tensor
 
 from genomenet.attention import sparsify
 from genomenet.attention.backends import AttentionBackend, compute_dtype
-from genomenet.attention.sparsify import Branch
+from genomenet.attention.sparsify import Branch, PreviousBlock
 
 
 def merge_into(out: Tensor, lse: Tensor, block_out: Tensor, block_lse: Tensor, branch: Branch) -> None:
@@ -73,6 +73,10 @@ def dilated_forward(q, k, v, branches: list[Branch], causal: bool, key_padding_m
     out = lse = None
     workspace = sparsify.Workspace()
     for branch in branches:
+        if isinstance(branch, PreviousBlock):
+            out, lse = (out, lse) if out is not None else _empty_result(q)
+            out, lse = previous_forward_into(out, lse, q, k, v, branch, key_padding_mask, backend)
+            continue
         out_b, lse_b = branch_forward(q, k, v, branch, causal, key_padding_mask, backend, workspace)
         if out is None and branch.dilation == 1 and not branch.ragged:
             b, n, h, d = q.shape    # the first plain branch *is* the running result: no merge
@@ -113,6 +117,10 @@ def dilated_backward(grad_out, q, k, v, out, lse, branches, causal, key_padding_
     lse = lse.masked_fill(lse == -math.inf, math.inf)
     workspace = sparsify.Workspace()
     for branch in branches:
+        if isinstance(branch, PreviousBlock):
+            grads = grads or [torch.zeros_like(x, dtype=acc_dtype) for x in (q, k, v)]
+            previous_backward_into(grads, grad_out, q, k, v, out, lse, branch, key_padding_mask, backend)
+            continue
         mask, _ = _branch_mask(branch, q.shape[0], causal, key_padding_mask, q.device, q.dtype)
         blocks = [_backward_blocks(x, name, branch, workspace)
                   for x, name in zip((grad_out, q, k, v, out, lse), ("grad_out", "q", "k", "v", "out", "lse"))]
@@ -142,6 +150,60 @@ def _backward_blocks(x: Tensor, name: str, branch: Branch, workspace: sparsify.W
     if branch.dilation == 1 and not branch.ragged:
         return sparsify.plain_blocks(x, branch)
     return sparsify.gather(sparsify.pad(x, branch), branch, workspace, name, heads_first=False)
+
+
+def _previous_mask(branch: PreviousBlock, key_padding_mask: Tensor | None, dtype):
+    """The additive key mask of the previous-block call and its rows without keys (None, None without padding)."""
+    if key_padding_mask is None:
+        return None, None
+    valid = sparsify.previous_valid_keys(branch, key_padding_mask)          # (b * (B-1), 1, w), reversed
+    return sparsify.key_mask(valid, dtype), ~sparsify.rows_with_keys(valid, causal=True)
+
+
+def previous_forward_into(out, lse, q, k, v, branch: PreviousBlock, key_padding_mask, backend):
+    """Fold the previous-block half of a sliding window into the running ``out`` / ``lse``; returns them."""
+    if branch.num_segments < 2:
+        return out, lse
+    plain = branch.plain
+    q_b = sparsify.gather_previous(sparsify.pad(q, plain), branch, "queries")
+    k_b, v_b = (sparsify.gather_previous(sparsify.pad(x, plain), branch, "keys") for x in (k, v))
+    mask, empty_rows = _previous_mask(branch, key_padding_mask, q.dtype)
+    out_b, lse_b = backend.forward(q_b, k_b, v_b, True, mask)    # reversed rows: "key offset >= query's" is causal
+    if empty_rows is not None:
+        lse_b = lse_b.masked_fill(empty_rows, -math.inf)
+        out_b = out_b.masked_fill(empty_rows.unsqueeze(-1), 0.0)
+    out_p, lse_p = sparsify.pad(out, plain), sparsify.pad(lse, plain, value=-math.inf)
+    batch = q.shape[0]
+    merge_pair(sparsify.previous_rows(out_p, branch, "queries"), sparsify.previous_rows(lse_p, branch, "queries"),
+               sparsify.scatter_previous(out_b, branch, batch), sparsify.scatter_previous(lse_b, branch, batch))
+    if branch.ragged:
+        return sparsify.unpad(out_p, plain), sparsify.unpad(lse_p, plain)
+    return out_p, lse_p
+
+
+def previous_backward_into(grads, grad_out, q, k, v, out, lse, branch: PreviousBlock, key_padding_mask, backend):
+    """Add the previous-block call's ``dq, dk, dv`` (with the merged ``out`` and ``lse``) into ``grads`` in place."""
+    if branch.num_segments < 2:
+        return
+    plain = branch.plain
+
+    def rows(x, side, heads_first=True, value=0.0):
+        return sparsify.gather_previous(sparsify.pad(x, plain, value), branch, side, heads_first)
+
+    q_b, k_b, v_b = rows(q, "queries"), rows(k, "keys"), rows(v, "keys")
+    # padded query rows get lse = +inf: their probabilities are 0, never inf * 0
+    g_b, o_b, l_b = (rows(x, "queries", False, value) for x, value in ((grad_out, 0.0), (out, 0.0), (lse, math.inf)))
+    mask, _ = _previous_mask(branch, key_padding_mask, q.dtype)
+    dq_b, dk_b, dv_b = backend.backward(g_b, q_b, k_b, v_b, o_b, l_b, True, mask)
+    batch = q.shape[0]
+    padded = grads
+    if branch.ragged:
+        padded = [g.new_zeros((g.shape[0], branch.padded_len, *g.shape[2:])) for g in grads]
+    for acc, block_grad, side in zip(padded, (dq_b, dk_b, dv_b), ("queries", "keys", "keys")):
+        sparsify.previous_rows(acc, branch, side).add_(sparsify.scatter_previous(block_grad, branch, batch))
+    if branch.ragged:
+        for g, p in zip(grads, padded):
+            g.add_(sparsify.unpad(p, plain))
 
 
 class DilatedAttentionFunction(torch.autograd.Function):

@@ -47,6 +47,7 @@ class DilatedMultiheadAttention(nn.Module):
     ``key_padding_mask`` ``(batch, seq)`` is True at padding (as in ``nn.MultiheadAttention``); ``positions`` are
     the absolute positions of the rows (default ``0..seq-1``; a sequence-parallel rank passes its global ones).
     ``process_group`` is None for one device; the sequence-parallel strategy sets it, the model never does.
+    ``sliding_window`` > 0 adds a sliding-window branch (``dilated_attention``'s).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class DilatedMultiheadAttention(nn.Module):
         bias: bool = False,
         rotary_base: float = 10000.0,
         backend: str | None = None,
+        sliding_window: int = 0,
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:
@@ -68,7 +70,10 @@ class DilatedMultiheadAttention(nn.Module):
                              f"{list(dilation_rates)}")
         self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
         self.segment_lengths, self.dilation_rates = tuple(segment_lengths), tuple(dilation_rates)
-        self.causal, self.backend = causal, backend
+        self.causal, self.backend, self.sliding_window = causal, backend, sliding_window
+        if sliding_window:
+            # no cached-rows path for the sliding branch: callers that extend a cached prefix run whole sequences
+            self.attend_rows = None
         self.process_group = None
         self.qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
         self.out = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -89,7 +94,8 @@ class DilatedMultiheadAttention(nn.Module):
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> Tensor:
         return dilated_attention(q, k, v, self.segment_lengths, self.dilation_rates, causal=self.causal,
-                                 group=self.process_group, key_padding_mask=key_padding_mask, backend=self.backend)
+                                 group=self.process_group, key_padding_mask=key_padding_mask, backend=self.backend,
+                                 sliding_window=self.sliding_window)
 
     def attend_rows(self, rows, starts: Tensor, lengths: Tensor, past, past_index: Tensor) -> Tensor:
         """Rows ``starts[b] ..`` of causal ``attend`` from their q, k, v and a cached prefix (``dilated_attention_rows``

@@ -178,3 +178,78 @@ def rows_with_keys(valid: Tensor, causal: bool) -> Tensor:
     if causal:
         return valid.cumsum(-1) > 0
     return valid.any(-1, keepdim=True).expand_as(valid)
+
+
+@dataclass(frozen=True)
+class PreviousBlock:
+    """The half of a causal sliding window that a plain branch lacks: block ``j``'s queries (``w`` positions) attend
+    to the keys of block ``j - 1`` at or after their own offset, so that with the plain branch ``(w, 1)`` every query
+    sees itself and the ``w`` positions before it (``dilated_attention``'s ``sliding_window``).
+
+    Reversing the rows of both blocks turns "key offset >= query offset" into the kernel's plain causal mask, so no
+    query-by-key mask is built.
+    """
+
+    seq_len: int
+    segment: int
+    num_heads: int
+    dilation: int = 1
+
+    @classmethod
+    def build(cls, seq_len: int, window: int, num_heads: int) -> PreviousBlock:
+        return cls(seq_len, min(window, seq_len), num_heads)
+
+    @property
+    def plain(self) -> Branch:
+        """The plain branch whose blocks (and padding) this one shares."""
+        return Branch(self.seq_len, self.segment, 1, self.num_heads)
+
+    @property
+    def num_segments(self) -> int:
+        return self.plain.num_segments
+
+    @property
+    def ragged(self) -> bool:
+        return self.plain.ragged
+
+    @property
+    def padded_len(self) -> int:
+        return self.plain.padded_len
+
+    def run_order(self) -> tuple[bool, int, int]:
+        """After every segment branch: never the first, plain result."""
+        return (True, math.inf, self.segment)
+
+
+def block_view(xp: Tensor, branch: PreviousBlock) -> Tensor:
+    """Padded ``(b, padded_len, ...) -> (b, blocks, w, ...)``, a view."""
+    return xp.view(xp.shape[0], branch.num_segments, branch.segment, *xp.shape[2:])
+
+
+def previous_rows(xp: Tensor, branch: PreviousBlock, side: str) -> Tensor:
+    """The rows of a padded ``(b, padded_len, ...)`` tensor that the previous-block call reads, ``(b, blocks - 1, w,
+    ...)``: blocks ``1..`` for the ``"queries"`` side, blocks ``..-2`` for the ``"keys"`` side."""
+    blocks = block_view(xp, branch)
+    return blocks[:, 1:] if side == "queries" else blocks[:, :-1]
+
+
+def gather_previous(xp: Tensor, branch: PreviousBlock, side: str, heads_first: bool = True) -> Tensor:
+    """``(b, padded_len, heads, ...) -> (b * (blocks - 1), heads, w, ...)`` blocks of one side, rows reversed."""
+    rows = previous_rows(xp, branch, side).flip(2)           # (b, B-1, w, h, ...), a copy
+    b, blocks, w, h, *rest = rows.shape
+    if heads_first:
+        return rows.transpose(2, 3).reshape(b * blocks, h, w, *rest)
+    return rows.reshape(b * blocks, w, h, *rest).transpose(1, 2)
+
+
+def scatter_previous(blocks: Tensor, branch: PreviousBlock, batch: int) -> Tensor:
+    """Inverse of ``gather_previous``'s layout: ``(b * (B-1), heads, w, ...) -> (b, B-1, w, heads, ...)``, rows in
+    sequence order."""
+    _, h, w, *rest = blocks.shape
+    return blocks.view(batch, -1, h, w, *rest).transpose(2, 3).flip(2)
+
+
+def previous_valid_keys(branch: PreviousBlock, key_padding_mask: Tensor) -> Tensor:
+    """``(b * (B-1), 1, w)`` bool: the previous-block keys that are real (reversed, as gathered)."""
+    real = pad(~key_padding_mask, branch.plain, value=False).unsqueeze(-1)   # (b, padded_len, 1)
+    return gather_previous(real, branch, "keys")

@@ -106,11 +106,12 @@ class AttentionPattern:
     segment_lengths: tuple[int, ...]
     dilation_rates: tuple[int, ...]
     num_heads: int
+    sliding_window: int = 0
 
     def one_hop_reachable(self, query: np.ndarray, key: np.ndarray) -> np.ndarray:
         """Whether some head of some branch attends from `query` to `key` (positions of one sequence from 0): the
         same segment of w, offsets in it equal modulo r, and a head whose offset h % r is that residue."""
-        reach = np.zeros(np.broadcast(query, key).shape, dtype=bool)
+        reach = (key <= query) & (query - key <= self.sliding_window) & (self.sliding_window > 0)
         for w, r in zip(self.segment_lengths, self.dilation_rates):
             residue = query % w % r
             reach |= (

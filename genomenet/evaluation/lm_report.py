@@ -185,7 +185,8 @@ def attention_pattern(backbone) -> AttentionPattern | None:
     """The dilated branches of a backbone config (None for dense attention, which reaches every earlier key)."""
     if backbone.attention != "dilated":
         return None
-    return AttentionPattern(tuple(backbone.segment_lengths), tuple(backbone.dilation_rates), backbone.n_heads)
+    return AttentionPattern(tuple(backbone.segment_lengths), tuple(backbone.dilation_rates), backbone.n_heads,
+                            backbone.sliding_window)
 
 
 def max_markov_order(alphabet_size: int, requested: int) -> int:

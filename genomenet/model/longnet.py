@@ -41,6 +41,10 @@ class LongNetConfig:
     """Dilated attention: segment length w of each branch (one branch per (w, r) pair)."""
     dilation_rates: list[int] = field(default_factory=lambda: [1, 2, 4])
     """Dilated attention: keep every r-th position of a segment; head h starts at offset h % r."""
+    sliding_window: int = 0
+    """Dilated attention: one more branch, a sliding window: each query also attends to itself and the
+    `sliding_window` positions before it (causal models only; 0 = off). The shortest segment branch is block-local,
+    so a position early in its segment sees few neighbours; this gives every position its near past."""
     local_window: int | None = None
     """Local attention: keys each query sees (itself and the ones before it when causal); default the shortest
     segment length."""
@@ -80,6 +84,8 @@ def check_config(cfg: LongNetConfig) -> None:
             raise ConfigError(f"model {name}={getattr(cfg, name)} must be a positive integer")
     if cfg.d_model % cfg.n_heads or (cfg.d_model // cfg.n_heads) % 2:
         raise ConfigError(f"model d_model={cfg.d_model} must split into n_heads={cfg.n_heads} heads of even width")
+    if cfg.sliding_window < 0:
+        raise ConfigError(f"model sliding_window={cfg.sliding_window} must be 0 (off) or a positive integer")
     if cfg.local_window is not None and cfg.local_window < 1:
         raise ConfigError(f"model local_window={cfg.local_window} must be a positive integer")
     if cfg.vocab_size is not None and cfg.vocab_size < 2:
@@ -97,6 +103,9 @@ def attention_layer(cfg: LongNetConfig, causal: bool) -> nn.Module:
     if cfg.attention == "local":
         window = cfg.local_window or min(cfg.segment_lengths)
         return LocalMultiheadAttention(cfg.d_model, cfg.n_heads, window, causal, cfg.bias, cfg.rotary_base)
+    if cfg.sliding_window and not causal:
+        raise ConfigError(f"model sliding_window={cfg.sliding_window} needs a causal model (it adds the positions "
+                          "before each query); set it to 0 for a masked objective")
     return DilatedMultiheadAttention(
         cfg.d_model,
         cfg.n_heads,
@@ -105,6 +114,7 @@ def attention_layer(cfg: LongNetConfig, causal: bool) -> nn.Module:
         causal=causal,
         bias=cfg.bias,
         rotary_base=cfg.rotary_base,
+        sliding_window=cfg.sliding_window,
     )
 
 

@@ -107,7 +107,8 @@ def model_label(backbone) -> str:
     if backbone.attention == "local":
         return f"local attention (window {backbone.local_window or min(backbone.segment_lengths)})"
     pairs = ", ".join(f"{w}/{r}" for w, r in zip(backbone.segment_lengths, backbone.dilation_rates))
-    return f"LongNet (dilated w/r {pairs})"
+    sliding = f", sliding {backbone.sliding_window}" if backbone.sliding_window else ""
+    return f"LongNet (dilated w/r {pairs}{sliding})"
 
 
 @torch.no_grad()
