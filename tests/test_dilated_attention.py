@@ -228,9 +228,9 @@ def test_sliding_window_reaches_itself_and_the_window_before_it():
         torch.testing.assert_close(out[p], reached / reached.sum())
 
 
-def test_sliding_window_in_float32_matches_float64_reference():
-    assert_matches_reference(300, 4, (128, 256), (2, 4), True, None, dtype=torch.float32, tol=2e-5,
-                             sliding_window=64)
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 2e-5), (torch.bfloat16, 3e-2), (torch.float16, 3e-2)])
+def test_sliding_window_in_lower_precision_matches_float64_reference(dtype, tol):
+    assert_matches_reference(300, 4, (128, 256), (2, 4), True, None, dtype=dtype, tol=tol, sliding_window=64)
 
 
 def test_sliding_window_arguments_are_checked():
