@@ -131,3 +131,12 @@ def test_sliding_window_needs_a_causal_model_and_a_non_negative_width() -> None:
         LongNet(sliding(), causal=False)
     with pytest.raises(ConfigError, match="sliding_window"):
         sliding(sliding_window=-2)
+
+
+def test_sequence_parallelism_refuses_a_sliding_window_model() -> None:
+    from genomenet.attention.module import apply_sequence_parallel
+
+    model = LongNet(sliding(), causal=True)
+    with pytest.raises(ValueError, match="sliding_window to 0"):
+        apply_sequence_parallel(model, group=object())
+    assert apply_sequence_parallel(model, None) == 1

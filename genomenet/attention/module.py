@@ -108,6 +108,9 @@ def apply_sequence_parallel(module: nn.Module, group) -> int:
     """Hand ``group`` to every dilated attention layer of ``module`` (None: back to one device); returns how many
     layers took it."""
     layers = [m for m in module.modules() if isinstance(m, DilatedMultiheadAttention)]
+    if group is not None and any(layer.sliding_window for layer in layers):
+        raise ValueError("sequence parallelism does not support a sliding-window branch; set "
+                         "model.backbone.sliding_window to 0")
     for layer in layers:
         layer.process_group = group
     return len(layers)

@@ -65,7 +65,11 @@ class SequenceParallelStrategy(DDPStrategy):
         group = self.sequence_group
         if group is not None:
             module = self.lightning_module
-            if apply_sequence_parallel(module, group) == 0:
+            try:
+                layers = apply_sequence_parallel(module, group)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+            if layers == 0:
                 raise ConfigError("sequence parallelism needs dilated attention layers: set model.backbone.attention "
                                   "to 'dilated'")
             module.sequence_group = group
