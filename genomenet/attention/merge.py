@@ -164,20 +164,19 @@ def previous_forward_into(out, lse, q, k, v, branch: PreviousBlock, key_padding_
     """Fold the previous-block half of a sliding window into the running ``out`` / ``lse``; returns them."""
     if branch.num_segments < 2:
         return out, lse
-    plain = branch.plain
-    q_b = sparsify.gather_previous(sparsify.pad(q, plain), branch, "queries")
-    k_b, v_b = (sparsify.gather_previous(sparsify.pad(x, plain), branch, "keys") for x in (k, v))
+    q_b = sparsify.gather_previous(sparsify.pad(q, branch), branch, "queries")
+    k_b, v_b = (sparsify.gather_previous(sparsify.pad(x, branch), branch, "keys") for x in (k, v))
     mask, empty_rows = _previous_mask(branch, key_padding_mask, q.dtype)
     out_b, lse_b = backend.forward(q_b, k_b, v_b, True, mask)    # reversed rows: "key offset >= query's" is causal
     if empty_rows is not None:
         lse_b = lse_b.masked_fill(empty_rows, -math.inf)
         out_b = out_b.masked_fill(empty_rows.unsqueeze(-1), 0.0)
-    out_p, lse_p = sparsify.pad(out, plain), sparsify.pad(lse, plain, value=-math.inf)
+    out_p, lse_p = sparsify.pad(out, branch), sparsify.pad(lse, branch, value=-math.inf)
     batch = q.shape[0]
     merge_pair(sparsify.previous_rows(out_p, branch, "queries"), sparsify.previous_rows(lse_p, branch, "queries"),
                sparsify.scatter_previous(out_b, branch, batch), sparsify.scatter_previous(lse_b, branch, batch))
     if branch.ragged:
-        return sparsify.unpad(out_p, plain), sparsify.unpad(lse_p, plain)
+        return sparsify.unpad(out_p, branch), sparsify.unpad(lse_p, branch)
     return out_p, lse_p
 
 
@@ -185,10 +184,9 @@ def previous_backward_into(grads, grad_out, q, k, v, out, lse, branch: PreviousB
     """Add the previous-block call's ``dq, dk, dv`` (with the merged ``out`` and ``lse``) into ``grads`` in place."""
     if branch.num_segments < 2:
         return
-    plain = branch.plain
 
     def rows(x, side, heads_first=True, value=0.0):
-        return sparsify.gather_previous(sparsify.pad(x, plain, value), branch, side, heads_first)
+        return sparsify.gather_previous(sparsify.pad(x, branch, value), branch, side, heads_first)
 
     q_b, k_b, v_b = rows(q, "queries"), rows(k, "keys"), rows(v, "keys")
     # padded query rows get lse = +inf: their probabilities are 0, never inf * 0
@@ -203,7 +201,7 @@ def previous_backward_into(grads, grad_out, q, k, v, out, lse, branch: PreviousB
         sparsify.previous_rows(acc, branch, side).add_(sparsify.scatter_previous(block_grad, branch, batch))
     if branch.ragged:
         for g, p in zip(grads, padded):
-            g.add_(sparsify.unpad(p, plain))
+            g.add_(sparsify.unpad(p, branch))
 
 
 class DilatedAttentionFunction(torch.autograd.Function):

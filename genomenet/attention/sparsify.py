@@ -181,42 +181,21 @@ def rows_with_keys(valid: Tensor, causal: bool) -> Tensor:
 
 
 @dataclass(frozen=True)
-class PreviousBlock:
+class PreviousBlock(Branch):
     """The half of a causal sliding window that a plain branch lacks: block ``j``'s queries (``w`` positions) attend
     to the keys of block ``j - 1`` at or after their own offset, so that with the plain branch ``(w, 1)`` every query
-    sees itself and the ``w`` positions before it (``dilated_attention``'s ``sliding_window``).
+    sees itself and the ``w`` positions before it (``dilated_attention``'s ``sliding_window``). Its blocks and
+    padding are the plain branch's (a ``Branch`` with ``r = 1``).
 
     Reversing the rows of both blocks turns "key offset >= query offset" into the kernel's plain causal mask, so no
     query-by-key mask is built.
     """
 
-    seq_len: int
-    segment: int
-    num_heads: int
-    dilation: int = 1
-
     @classmethod
     def build(cls, seq_len: int, window: int, num_heads: int) -> PreviousBlock:
-        return cls(seq_len, min(window, seq_len), num_heads)
+        return cls(seq_len, min(window, seq_len), 1, num_heads)
 
-    @property
-    def plain(self) -> Branch:
-        """The plain branch whose blocks (and padding) this one shares."""
-        return Branch(self.seq_len, self.segment, 1, self.num_heads)
-
-    @property
-    def num_segments(self) -> int:
-        return self.plain.num_segments
-
-    @property
-    def ragged(self) -> bool:
-        return self.plain.ragged
-
-    @property
-    def padded_len(self) -> int:
-        return self.plain.padded_len
-
-    def run_order(self) -> tuple[bool, int, int]:
+    def run_order(self) -> tuple[bool, float, int]:
         """After every segment branch: never the first, plain result."""
         return (True, math.inf, self.segment)
 
@@ -251,5 +230,5 @@ def scatter_previous(blocks: Tensor, branch: PreviousBlock, batch: int) -> Tenso
 
 def previous_valid_keys(branch: PreviousBlock, key_padding_mask: Tensor) -> Tensor:
     """``(b * (B-1), 1, w)`` bool: the previous-block keys that are real (reversed, as gathered)."""
-    real = pad(~key_padding_mask, branch.plain, value=False).unsqueeze(-1)   # (b, padded_len, 1)
+    real = pad(~key_padding_mask, branch, value=False).unsqueeze(-1)   # (b, padded_len, 1)
     return gather_previous(real, branch, "keys")
