@@ -29,12 +29,15 @@ class LabelledScores:
         for name, value in values.items():
             self.scores.setdefault(name, []).append(np.nan if value is None else value)
 
+    def oriented(self) -> dict[str, np.ndarray]:
+        """Each score as an effect size, higher = more disruptive."""
+        return {name: EFFECT_SIGN.get(name, 1.0) * np.asarray(values) for name, values in self.scores.items()}
+
     def table(self) -> str:
         y = np.asarray(self.labels)
         lines = [f"labelled ALTs: {len(y)} ({int(y.sum())} positive); scores oriented higher = more disruptive",
                  "| score | scored | AUROC | AUPRC |", "|---|---:|---:|---:|"]
-        for name, values in self.scores.items():
-            x = EFFECT_SIGN.get(name, 1.0) * np.asarray(values)
+        for name, x in self.oriented().items():
             ok = ~np.isnan(x)
             both = 0 < y[ok].sum() < ok.sum()
             auroc = roc_auc_score(y[ok], x[ok]) if both else float("nan")

@@ -21,6 +21,10 @@ from genomenet.downstream.variant_eval import EFFECT_SIGN, LabelledScores
 NAMES = {"GN_LLR": "llr", "GN_LOGODDS": "log_odds", "GN_COS": "cosine", "GN_L2": "l2", "GN_MARKOV_LLR": "markov_llr"}
 
 
+def variant_key(row: dict) -> tuple[str, str, str, str]:
+    return row["chrom"], row["pos"], row["ref"], row["alt"]
+
+
 def auroc_difference(y: np.ndarray, score: np.ndarray, baseline: np.ndarray, resamples: int,
                      seed: int = 0) -> tuple[float, float, float]:
     """AUROC(score) - AUROC(baseline) on the same variants, and the 2.5% / 97.5% quantiles over paired resamples."""
@@ -38,7 +42,7 @@ def auroc_difference(y: np.ndarray, score: np.ndarray, baseline: np.ndarray, res
 
 def difference_table(scores: LabelledScores, resamples: int) -> str:
     y = np.asarray(scores.labels)
-    oriented = {name: EFFECT_SIGN[name] * np.asarray(values) for name, values in scores.scores.items()}
+    oriented = scores.oriented()
     lines = [f"| score | AUROC minus the Markov LLR's | 95% interval ({resamples} paired resamples) |",
              "|---|---:|---|"]
     for name, values in oriented.items():
@@ -55,13 +59,13 @@ def main() -> None:
     parser.add_argument("--exclude", type=Path, help="a label TSV whose variants are left out")
     parser.add_argument("--bootstrap", type=int, default=0, help="paired resamples for the AUROC differences")
     args = parser.parse_args()
-    labels = {(r["chrom"], r["pos"], r["ref"], r["alt"]): r for r in csv.DictReader(open(args.labels), delimiter="\t")}
+    labels = {variant_key(r): r for r in csv.DictReader(open(args.labels), delimiter="\t")}
     if args.exclude:
         for r in csv.DictReader(open(args.exclude), delimiter="\t"):
-            labels.pop((r["chrom"], r["pos"], r["ref"], r["alt"]), None)
+            labels.pop(variant_key(r), None)
     strata = {"all": LabelledScores(), "RefSeq exon": LabelledScores(), "outside exons": LabelledScores()}
     for row in csv.DictReader(open(args.scores), delimiter="\t"):
-        label = labels.get((row["chrom"], row["pos"], row["ref"], row["alt"]))
+        label = labels.get(variant_key(row))
         if label is None or row["flag"] != ".":
             continue
         values = {NAMES[k]: (None if v == "." else float(v)) for k, v in row.items() if k in NAMES}
