@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +14,12 @@ from genomenet.data.tokenizers import make_tokenizer
 from genomenet.downstream.regions import stratified_subset
 from genomenet.model.heads import RegionClassifierNet, probabilities
 from genomenet.model.longnet import LongNet, LongNetConfig
-from genomenet.training.probe_init import head_from_probe, linear_weights
+from genomenet.training.probe_init import head_from_probe, linear_weights, temperature
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(1, keepdims=True))
+    return shifted / shifted.sum(1, keepdims=True)
 
 
 def labelled(kind: str, n: int, classes: int, rng) -> np.ndarray:
@@ -59,13 +65,34 @@ def test_the_head_starts_at_the_probe_fitted_on_the_frozen_features() -> None:
     expected = predict_probs("multiclass", probe.model, feats["val"], 3)
 
     net.train()
-    head_from_probe(net, data, max_windows=40, batch_size=16)
+    chosen = head_from_probe(net, data, max_windows=40, batch_size=16)
     assert net.training   # left as it was
     net.eval()
     with torch.no_grad():
         got = probabilities(net(torch.from_numpy(split["val"].tokens), torch.from_numpy(split["val"].spans)),
                             "multiclass").numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # the probe's predictions, temperature-scaled: softmax(log p / T), with T at a minimum of the validation loss
+    t = float(re.search(r"temperature ([0-9.e+-]+),", chosen).group(1))
+    np.testing.assert_allclose(got, softmax(np.log(expected) / t), atol=1e-3)   # T as logged, to 3 digits
+    assert (got.argmax(1) == expected.argmax(1)).all()
+
+    def cross_entropy(temp: float) -> float:
+        return float(-np.mean(np.log(softmax(np.log(expected) / temp)[np.arange(30), split["val"].targets[:, 0]
+                                                                      .astype(int)])))
+
+    assert cross_entropy(t) <= min(cross_entropy(1.0), cross_entropy(t * 1.2), cross_entropy(t / 1.2)) + 1e-9
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "binary"])
+def test_temperature_undoes_an_overconfident_models_scaling(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 1.5, (20_000, 4 if kind == "multiclass" else 1))
+    if kind == "multiclass":
+        targets = np.array([rng.choice(4, p=p) for p in softmax(true_logits)])[:, None]
+    else:
+        targets = (rng.random((20_000, 1)) < 1 / (1 + np.exp(-true_logits))).astype(float)
+    assert temperature(5.0 * true_logits, targets, kind) == pytest.approx(5.0, rel=0.15)
+    assert temperature(true_logits, targets, kind) == pytest.approx(1.0, rel=0.15)
 
 
 def test_head_dropout_drops_a_probe_started_feature_to_its_mean() -> None:

@@ -19,9 +19,11 @@ from inference_models import tiny_model
 
 from genomenet.cli import main
 from genomenet.data.tokenizers import make_tokenizer
+from genomenet.errors import ConfigError
 from genomenet.model.classifier import ClassifierInfo, export_classifier, load_classifier
 from genomenet.model.heads import RegionClassifierNet
 from genomenet.model.longnet import LongNet, LongNetConfig
+from genomenet.training.finetune import RegionClassifier
 
 MOTIF = "TGACGTCATAGGCCTA"  # not its own reverse complement
 WINDOW = 128
@@ -144,6 +146,24 @@ def test_an_exported_classifier_gives_the_same_probabilities_as_before_export(tm
         with torch.no_grad():
             assert torch.equal(net(ids, spans), loaded(ids, spans))
         assert loaded.info == info
+
+
+def test_backbone_dropout_overrides_the_pre_trained_models_and_keeps_its_weights(tmp_path: Path) -> None:
+    backbone = tiny_model(tmp_path / "backbone", seed=0)   # exported with dropout 0
+
+    def dropout_rates(module: RegionClassifier) -> set[float]:
+        return {m.p for m in module.backbone.modules() if isinstance(m, torch.nn.Dropout)}
+
+    kept, changed = RegionClassifier(init_weights=str(backbone)), RegionClassifier(init_weights=str(backbone),
+                                                                                   backbone_dropout=0.3)
+    assert dropout_rates(kept) == {0.0} and kept.backbone.cfg.dropout == 0.0
+    assert dropout_rates(changed) == {0.3} and changed.backbone.cfg.dropout == 0.3
+    ids = torch.randint(0, 4, (2, 64))
+    with torch.no_grad():   # the same weights: equal in eval mode, different with dropout active
+        assert torch.equal(kept.backbone.eval().hidden_states(ids), changed.backbone.eval().hidden_states(ids))
+        assert not torch.equal(kept.backbone.train().hidden_states(ids), changed.backbone.train().hidden_states(ids))
+    with pytest.raises(ConfigError, match="backbone_dropout"):
+        RegionClassifier(init_weights=str(backbone), backbone_dropout=1.0)
 
 
 def test_a_warm_start_whose_tokens_do_not_match_is_one_line(run: dict, capfd) -> None:

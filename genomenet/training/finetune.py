@@ -47,6 +47,7 @@ class RegionClassifier(L.LightningModule):
         finetune: Literal["full", "frozen"] = "full",
         backbone_lr_scale: float = 1.0,
         head_dropout: float = 0.1,
+        backbone_dropout: float | None = None,
         head_init: Literal["random", "probe"] = "random",
         head_init_windows: int = 4096,
         optimizer: OptimizerConfig = OptimizerConfig(lr=3e-4, weight_decay=0.01, warmup_steps=50),  # noqa: B008
@@ -71,6 +72,10 @@ class RegionClassifier(L.LightningModule):
             finetune: full (train everything) or frozen (train only the pooling and head).
             backbone_lr_scale: the backbone's learning rate is optimizer.lr times this (e.g. 0.1).
             head_dropout: dropout on the pooled vector.
+            backbone_dropout: the backbone's dropout while fine-tuning; None keeps init_weights' (or `backbone`'s).
+                0 for LP-FT from a backbone pre-trained with dropout: dropout shifts the pooled features the probe
+                was fitted on (eval mode) by a good part of their spread across windows, so the head would start
+                far from the probe's solution.
             head_init: random, or probe: before training, fit logistic regression on the frozen features of (at
                 most head_init_windows) training windows and start the head from it (LP-FT), so full fine-tuning
                 starts where the linear probe ends.
@@ -83,6 +88,8 @@ class RegionClassifier(L.LightningModule):
         super().__init__()
         if finetune not in ("full", "frozen") or backbone_lr_scale < 0:
             raise ConfigError(f"model finetune={finetune!r} must be full or frozen, backbone_lr_scale >= 0")
+        if backbone_dropout is not None and not 0 <= backbone_dropout < 1:
+            raise ConfigError(f"model backbone_dropout={backbone_dropout} must be in [0, 1)")
         if head_init not in ("random", "probe") or head_init_windows < 2:
             raise ConfigError(f"model head_init={head_init!r} must be random or probe, head_init_windows >= 2")
         self.tokenizer = make_tokenizer(kmer_size)
@@ -92,6 +99,7 @@ class RegionClassifier(L.LightningModule):
         self.head_init, self.head_init_windows = head_init, head_init_windows
         self.optim = optimizer
         # the head gets its size in setup(), from the data's label set
+        self.backbone_dropout = backbone_dropout
         self.net = RegionClassifierNet(self._backbone(init_weights, backbone, causal), 1, pooling,
                                        self.tokenizer.pad_id, head_dropout, pool_over, strands,
                                        self.tokenizer.reverse_complement_ids)
@@ -100,6 +108,7 @@ class RegionClassifier(L.LightningModule):
         self.save_hyperparameters({"init_weights": init_weights, "pooling": pooling, "pool_over": pool_over,
                                    "strands": strands, "finetune": finetune,
                                    "backbone_lr_scale": backbone_lr_scale, "head_dropout": head_dropout,
+                                   "backbone_dropout": backbone_dropout,
                                    "head_init": head_init, "head_init_windows": head_init_windows,
                                    "optimizer": asdict(optimizer), "kmer_size": kmer_size,
                                    "context_length": context_length, "backbone": asdict(self.backbone.cfg),
@@ -109,16 +118,19 @@ class RegionClassifier(L.LightningModule):
     def _backbone(self, init_weights: str | None, cfg: LongNetConfig, causal: bool) -> LongNet:
         if init_weights is None:
             cfg = resolve_vocab(cfg, self.tokenizer.vocab_size)
-            return LongNet(cfg, causal=causal)
+            return LongNet(self._with_dropout(cfg), causal=causal)
         try:
             trained = load_pretrained(init_weights)
         except InputFileError as err:
             raise ConfigError(f"model init_weights: {err}") from None
         if cfg != LongNetConfig() and replace(cfg, vocab_size=trained.cfg.vocab_size) != trained.cfg:
             raise ConfigError(f"model backbone differs from init_weights {init_weights}'s; leave model.backbone unset")
-        model = LongNet(trained.cfg, causal=trained.info.objective.kind == "causal")
+        model = LongNet(self._with_dropout(trained.cfg), causal=trained.info.objective.kind == "causal")
         load_initial_weights(model, init_weights, self.kmer_size)
         return model
+
+    def _with_dropout(self, cfg: LongNetConfig) -> LongNetConfig:
+        return cfg if self.backbone_dropout is None else replace(cfg, dropout=self.backbone_dropout)
 
     # the head needs the data's classes --------------------------------------------------------------------------
     @property

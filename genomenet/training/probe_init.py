@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from genomenet.baselines.kmer import choose_and_fit
 from genomenet.downstream.regions import stratified_subset, window_outputs
@@ -38,10 +39,28 @@ def linear_weights(model, kind: str, num_outputs: int) -> tuple[np.ndarray, np.n
     return weights, biases
 
 
+def temperature(logits: np.ndarray, targets: np.ndarray, kind: str) -> float:
+    """The T in [0.1, 100] (a log grid) that minimises the cross-entropy of logits / T on these targets: temperature
+    scaling (Guo et al., ICML 2017), which keeps every prediction's ranking and argmax and fixes its confidence."""
+    z, y = torch.as_tensor(logits, dtype=torch.float64), torch.as_tensor(targets, dtype=torch.float64)
+    grid = np.geomspace(0.1, 100.0, 61)
+    if kind == "multiclass":
+        losses = [float(F.cross_entropy(z / t, y[:, 0].long())) for t in grid]
+    else:
+        losses = [float(F.binary_cross_entropy_with_logits(z / t, y)) for t in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
 @torch.no_grad()
 def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batch_size: int) -> str:
-    """Fit logistic regression (C chosen on validation) on the net's current pooled features of at most
-    `max_windows` training windows and copy it into `net.head`. Returns what was chosen, for the log."""
+    """Fit logistic regression (C chosen on validation accuracy) on the net's current pooled features of at most
+    `max_windows` training windows, temperature-scale it on the validation windows, and copy it into `net.head`.
+    Returns what was chosen, for the log.
+
+    The temperature matters: a probe fitted on few windows can be overconfident (large weights on standardised
+    features whose spread across windows is a few hundredths of their size), and fine-tuning would start from a loss
+    above a uniform guess's, with logits so sensitive to the backbone that its first steps send the loss far higher.
+    Dividing the logits by T keeps the probe's predictions and starts from calibrated ones."""
     kind, splits = datamodule.labels.kind, datamodule.splits
     train = np.arange(len(splits["train"].regions))
     if len(train) > max_windows:
@@ -55,8 +74,11 @@ def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batc
     fitted, _ = choose_and_fit(kind, "head", options, splits["train"].targets[train], splits["val"].targets)
     scaler, model = fitted.model[0], fitted.model[-1]
     weight, bias = linear_weights(model, kind, net.head.out_features)
+    t = 1.0
+    if len(splits["val"].regions):
+        t = temperature(scaler.transform(feats["val"]) @ weight.T + bias, splits["val"].targets, kind)
     for target, value in ((net.feature_mean, scaler.mean_), (net.feature_scale, scaler.scale_),
-                          (net.head.weight, weight), (net.head.bias, bias)):
+                          (net.head.weight, weight / t), (net.head.bias, bias / t)):
         target.copy_(torch.as_tensor(value, dtype=target.dtype))
     net.train(was_training)
-    return f"{fitted.choice}, {len(train)} training windows"
+    return f"{fitted.choice}, temperature {t:.3g}, {len(train)} training windows"

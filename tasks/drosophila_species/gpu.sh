@@ -11,18 +11,23 @@ cd "$(dirname "$0")/../.."
 DEADLINE_S=${DEADLINE_S:-570}
 device_start
 
-step 40 python3 tasks/drosophila_species/gpu_selfcheck.py
-
-STEPS=${STEPS:-}
-[ -n "$STEPS" ] || STEPS=$(timeout 60 python3 tasks/chr20_backbone/steps_for.py tasks/drosophila_species/pretrain_gpu.yaml --steps 10 \
-        --seconds "${TRAIN_S:-100}" 2>>"$LOG") || STEPS=600
-say "pre-training for $STEPS steps"
-step 200 "${GN[@]}" fit --config tasks/drosophila_species/pretrain_gpu.yaml --trainer.max_steps "$STEPS" ${FIT_ARGS:-}
 B=runs/tasks/drosophila_gpu/backbone
-cp "$(ls -td runs/drosophila_pretrain_gpu/version_*/ | head -1)metrics.csv" "$OUT/pretrain_metrics.csv" 2>/dev/null
-# the backbone comes back at once (tar, in parts under the 16 MB per-file limit), so the shorter windows can be
-# fine-tuned from it on a CPU if the call runs out of time
-tar -cf /tmp/backbone.tar $B && split -b 15m -d /tmp/backbone.tar "$OUT/backbone.tar.part"
+# a backbone carried in .gpu/ (a GPU backbone of an earlier call) is fine-tuned as it is: no self-check (the model's
+# attention runs its own at start-up) and no pre-training, which leaves the call's time to the three fine-tunes
+if [ -f $B/model.safetensors ]; then
+  say "fine-tuning the carried backbone $B"
+else
+  step 40 python3 tasks/drosophila_species/gpu_selfcheck.py
+  STEPS=${STEPS:-}
+  [ -n "$STEPS" ] || STEPS=$(timeout 60 python3 tasks/chr20_backbone/steps_for.py tasks/drosophila_species/pretrain_gpu.yaml \
+          --steps 10 --seconds "${TRAIN_S:-100}" 2>>"$LOG") || STEPS=600
+  say "pre-training for $STEPS steps"
+  step 200 "${GN[@]}" fit --config tasks/drosophila_species/pretrain_gpu.yaml --trainer.max_steps "$STEPS" ${FIT_ARGS:-}
+  cp "$(ls -td runs/drosophila_pretrain_gpu/version_*/ | head -1)metrics.csv" "$OUT/pretrain_metrics.csv" 2>/dev/null
+  # the backbone comes back at once (tar, in parts under the 16 MB per-file limit), so the shorter windows can be
+  # fine-tuned from it on a CPU if the call runs out of time
+  tar -cf /tmp/backbone.tar $B && split -b 15m -d /tmp/backbone.tar "$OUT/backbone.tar.part"
+fi
 
 F=runs/tasks/drosophila_species
 # each limit leaves about two minutes after max_time for set-up, the head's starting probe and the report (k-mer and
@@ -31,7 +36,7 @@ for length in ${LENGTHS:-32768 8192 1024}; do
   case $length in
     1024) extra=(--data.batch_size 16 --trainer.max_epochs 6 --trainer.max_time 00:00:00:40) limit=160 ;;
     8192) extra=(--data.batch_size 8 --trainer.max_epochs 4 --trainer.max_time 00:00:01:00) limit=180 ;;
-    32768) extra=(--data.batch_size 4 --trainer.max_epochs 3 --trainer.max_time 00:00:02:00) limit=260 ;;
+    32768) extra=(--data.batch_size 4 --trainer.max_epochs 3 --trainer.max_time 00:00:02:${T32:-00}) limit=$((260 + ${T32:-0})) ;;
   esac
   step $limit "${GN[@]}" fit --config tasks/drosophila_species/finetune.yaml --data.context_length $length \
     --data.split_context 32768 "${extra[@]}" --trainer.accelerator ${ACCEL:-gpu} --trainer.precision bf16-mixed \
@@ -39,6 +44,6 @@ for length in ${LENGTHS:-32768 8192 1024}; do
     --model.init_args.init_weights $B --model.init_args.head_init probe --model.init_args.head_init_windows 512 \
     --report.probe_max_bases 20000000 --checkpoint.dirpath $F/gpu_finetune_$length/checkpoints \
     --report.export_dir $F/gpu_finetune_$length/model ${FT_ARGS:-}
-  grep -a "held-out\|^|\|LOSES\|beats" "$LOG" | tail -n 12 > "$OUT/report_$length.txt"
+  grep -a "held-out\|^|\|LOSES\|beats" "$LOG" | tail -n 40 > "$OUT/report_$length.txt"
 done
 say "done"
