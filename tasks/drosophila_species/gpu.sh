@@ -5,6 +5,8 @@
 # the call's deadline, and leaves its results under $OUT at once. Run bundle.sh here first; the call carries .gpu and
 # .whl (a CPU smoke run: ACCEL=cpu STEPS=2 FIT_ARGS=... FT_ARGS=...):
 #   DEADLINE_S=570 bash tasks/drosophila_species/gpu.sh
+# A backbone carried in .gpu/runs/tasks/drosophila_gpu/backbone is fine-tuned as it is (no pre-training); T32=SS
+# (two digits) gives the 32K fine-tune SS seconds more.
 set -u
 cd "$(dirname "$0")/../.."
 . scripts/device.sh
