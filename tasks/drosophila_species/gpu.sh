@@ -38,7 +38,7 @@ for length in ${LENGTHS:-32768 8192 1024}; do
   case $length in
     1024) extra=(--data.batch_size 16 --trainer.max_epochs 6 --trainer.max_time 00:00:00:40) limit=160 ;;
     8192) extra=(--data.batch_size 8 --trainer.max_epochs 4 --trainer.max_time 00:00:01:00) limit=180 ;;
-    32768) extra=(--data.batch_size 4 --trainer.max_epochs 3 --trainer.max_time 00:00:02:${T32:-00}) limit=$((260 + ${T32:-0})) ;;
+    32768) extra=(--data.batch_size 4 --trainer.max_epochs 3 --trainer.max_time 00:00:02:${T32:-00}) limit=$((260 + 10#${T32:-0})) ;;
   esac
   step $limit "${GN[@]}" fit --config tasks/drosophila_species/finetune.yaml --data.context_length $length \
     --data.split_context 32768 "${extra[@]}" --trainer.accelerator ${ACCEL:-gpu} --trainer.precision bf16-mixed \
