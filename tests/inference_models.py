@@ -13,12 +13,13 @@ from genomenet.model.pretrained import PretrainedInfo, export_model
 
 
 def tiny_model(out: Path, kind: str = "causal", k: int = 1, window: int = 192, seed: int | None = None,
-               attention: str = "dilated") -> Path:
+               attention: str = "dilated", dropout: float = 0.0) -> Path:
     """Export a 2-layer LongNet (random weights, larger than default init so outputs vary) trained on nothing."""
     if seed is not None:
         torch.manual_seed(seed)
     cfg = LongNetConfig(vocab_size=make_tokenizer(k).vocab_size, n_layers=2, d_model=32, n_heads=2,
-                        segment_lengths=[64, 256], dilation_rates=[1, 4], attention=attention, local_window=48)
+                        segment_lengths=[64, 256], dilation_rates=[1, 4], attention=attention, local_window=48,
+                        dropout=dropout)
     model = LongNet(cfg, causal=kind == "causal")
     with torch.no_grad():
         for p in model.parameters():

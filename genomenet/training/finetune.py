@@ -72,7 +72,8 @@ class RegionClassifier(L.LightningModule):
             finetune: full (train everything) or frozen (train only the pooling and head).
             backbone_lr_scale: the backbone's learning rate is optimizer.lr times this (e.g. 0.1).
             head_dropout: dropout on the pooled vector.
-            backbone_dropout: the backbone's dropout while fine-tuning; None keeps init_weights' (or `backbone`'s).
+            backbone_dropout: the backbone's dropout while fine-tuning; None keeps init_weights' (or `backbone`'s;
+                when set, it replaces both).
                 0 for LP-FT from a backbone pre-trained with dropout: dropout shifts the pooled features the probe
                 was fitted on (eval mode) by a good part of their spread across windows, so the head would start
                 far from the probe's solution.
@@ -97,9 +98,8 @@ class RegionClassifier(L.LightningModule):
         self.pooling, self.finetune, self.lr_scale = pooling, finetune, backbone_lr_scale
         self.pool_over, self.strands = pool_over, strands
         self.head_init, self.head_init_windows = head_init, head_init_windows
-        self.optim = optimizer
+        self.optim, self.backbone_dropout = optimizer, backbone_dropout
         # the head gets its size in setup(), from the data's label set
-        self.backbone_dropout = backbone_dropout
         self.net = RegionClassifierNet(self._backbone(init_weights, backbone, causal), 1, pooling,
                                        self.tokenizer.pad_id, head_dropout, pool_over, strands,
                                        self.tokenizer.reverse_complement_ids)

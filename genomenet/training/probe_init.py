@@ -3,7 +3,8 @@ Pretrained Features and Underperform Out-of-Distribution").
 
 A randomly initialised head sends large, noisy gradients into the pre-trained backbone during the first steps of full
 fine-tuning; fitting logistic regression on the frozen features first and copying it into the head starts fine-tuning
-from the probe's solution, so the backbone only has to improve on it. The probe's standardisation becomes the
+from the probe's solution, so the backbone only has to improve on it; its logits are first divided by the temperature
+that calibrates them on the validation windows (`temperature`). The probe's standardisation becomes the
 net's feature standardisation (`feature_mean`, `feature_scale`, kept in exports), so head dropout drops a feature to its
 training mean rather than to zero (which, with weights fitted to standardised features, would swing the logits).
 """
@@ -41,7 +42,8 @@ def linear_weights(model, kind: str, num_outputs: int) -> tuple[np.ndarray, np.n
 
 def temperature(logits: np.ndarray, targets: np.ndarray, kind: str) -> float:
     """The T in [0.1, 100] (a log grid) that minimises the cross-entropy of logits / T on these targets: temperature
-    scaling (Guo et al., ICML 2017), which keeps every prediction's ranking and argmax and fixes its confidence."""
+    scaling (Guo et al., ICML 2017), which keeps every prediction (multi-class: the ranking of the classes; binary and
+    multi-label: each logit's sign) and fixes its confidence."""
     z, y = torch.as_tensor(logits, dtype=torch.float64), torch.as_tensor(targets, dtype=torch.float64)
     grid = np.geomspace(0.1, 100.0, 61)
     if kind == "multiclass":
