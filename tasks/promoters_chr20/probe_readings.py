@@ -14,13 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from genomenet.baselines.kmer import kmer_spectrum  # noqa: E402
+from genomenet.baselines.kmer import kmer_spectrum, logistic_regression  # noqa: E402
 from genomenet.data.region_datamodule import RegionDataModule  # noqa: E402
 from genomenet.data.splits import SplitConfig  # noqa: E402
 from genomenet.downstream.regions import window_codes  # noqa: E402
@@ -53,7 +50,7 @@ def probe(features: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> tu
     """(C, validation accuracy, test accuracy) of the standardised logistic regression best on validation."""
     best = None
     for c in C_GRID:
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+        model = logistic_regression("binary", c)
         model.fit(features["train"], targets["train"])
         val = model.score(features["val"], targets["val"])
         if best is None or val > best[1]:

@@ -10,6 +10,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . scripts/device.sh
 DEADLINE_S=${DEADLINE_S:-540}
+STEPS=${STEPS:-400}
 device_start
 
 I=runs/tasks/segment_genes/inputs
@@ -18,7 +19,6 @@ A=$I/tair10_chr1.gff.gz
 B=runs/tasks/tair10_chr1/backbone
 R=runs/tasks/segment_genes/gpu
 step 60 python3 tasks/segment_genes/make_split.py $G runs/tasks/segment_genes/split --block-size 1000000
-"${GN[@]}" prepare $G >> "$LOG" 2>&1
 
 fit_length() {  # one length: fine-tune, report, copy the report under $OUT
   local L=$1 BS=$((32768 / $1))
@@ -26,9 +26,9 @@ fit_length() {  # one length: fine-tune, report, copy the report under $OUT
   timeout "$(left $((DEADLINE_S - 20)))" "${GN[@]}" fit --config configs/segment_genes.yaml --data.fasta $G --data.annotation $A \
     --model.init_weights $B --data.split.block_size 1000000 --data.context_length $L --data.batch_size $BS \
     --model.backbone.segment_lengths "[256,1024,2048,16384]" --model.backbone.dilation_rates "[1,2,4,32]" \
-    --trainer.accelerator ${ACCEL:-gpu} --trainer.max_steps ${STEPS:-400} --trainer.max_time ${MAX_TIME:-00:00:02:30} \
-    --trainer.val_check_interval $(( ${STEPS:-400} < 50 ? ${STEPS:-400} : 50 )) --trainer.enable_progress_bar false \
-    --trainer.logger false --model.head_warmup_steps $(( ${STEPS:-400} < 100 ? 1 : 20 )) --data.val_windows 16 \
+    --trainer.accelerator ${ACCEL:-gpu} --trainer.max_steps $STEPS --trainer.max_time ${MAX_TIME:-00:00:02:30} \
+    --trainer.val_check_interval $(( $STEPS < 50 ? $STEPS : 50 )) --trainer.enable_progress_bar false \
+    --trainer.logger false --model.head_warmup_steps $(( $STEPS < 100 ? 1 : 20 )) --data.val_windows 16 \
     --data.test_windows ${TEST_WINDOWS:-null} --report.segment_max_bases ${MAX_BASES:-2000000} \
     --checkpoint.dirpath $R/ctx$L/checkpoints --report.export_dir $R/ctx$L/model 2>&1 | grep -av "it/s]\|s/it]" > "$OUT/fit_$L.txt"
   say "$L: exit ${PIPESTATUS[0]}"
