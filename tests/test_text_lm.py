@@ -18,6 +18,7 @@ from genomenet.cli import main
 from genomenet.model.local import local_attention
 from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.model.pretrained import load_pretrained
+from genomenet.model.strided import strided_attention
 from genomenet.text.corpus import open_corpus
 from genomenet.text.datamodule import TextWindows
 from genomenet.text.report import bits_per_byte, compressor_bits, extended_backbone
@@ -99,6 +100,38 @@ def test_local_attention_equals_a_dense_float64_reference_outputs_and_gradients(
         torch.testing.assert_close(g, r, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(("n", "stride"), [(45, 8), (64, 16), (5, 16), (37, 1), (100, 10)])
+def test_strided_attention_equals_a_dense_float64_reference_outputs_and_gradients(causal: bool, n: int,
+                                                                                   stride: int) -> None:
+    gen = torch.Generator().manual_seed(n * stride + causal)
+    q, k, v = (torch.randn(2, n, 3, 8, dtype=torch.float64, generator=gen, requires_grad=True) for _ in range(3))
+    padding = torch.zeros(2, n, dtype=torch.bool)
+    padding[1, n - 3:] = True
+    grad = torch.randn(2, n, 3, 8, dtype=torch.float64, generator=gen)
+    out = strided_attention(q, k, v, stride, causal, padding)
+    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    on_the_stride = (i - j) % stride == 0   # Sparse Transformer: the nearest keys and every stride-th one
+    near = (j <= i) & (i - j < stride) if causal else (j - i).abs() <= stride // 2
+    allowed = (near | on_the_stride) & (j <= i) if causal else near | on_the_stride
+    allowed = allowed[None, None] & ~padding[:, None, None, :]
+    allowed = allowed | torch.eye(n, dtype=torch.bool)
+    scores = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(8)
+    ref = torch.einsum("bhij,bjhd->bihd", scores.masked_fill(~allowed, -math.inf).softmax(-1), v)
+    real = ~padding[:, :, None, None]
+    torch.testing.assert_close(out * real, ref * real, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad((out * real * grad).sum(), (q, k, v))
+    ref_grads = torch.autograd.grad((ref * real * grad).sum(), (q, k, v))
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=0, atol=1e-12)
+
+
+def test_strided_attention_with_stride_one_is_dense_causal_attention() -> None:
+    q, k, v = (torch.randn(1, 30, 2, 4, dtype=torch.float64) for _ in range(3))
+    dense = torch.nn.functional.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)), is_causal=True)
+    torch.testing.assert_close(strided_attention(q, k, v, 1, True), dense.transpose(1, 2), rtol=0, atol=1e-12)
+
+
 def test_compressor_figures_are_the_compressed_sizes_in_bits_per_byte() -> None:
     text = hamlet()[:50_000]
     bits = compressor_bits(text)
@@ -134,7 +167,7 @@ def tiny_text_args(tmp_path: Path, attention: str = "dilated", steps: int = 4) -
             "--report.export_dir", str(tmp_path / "model"), "--report.max_windows", "64"]
 
 
-@pytest.mark.parametrize("attention", ["dilated", "dense", "local"])
+@pytest.mark.parametrize("attention", ["dilated", "dense", "local", "strided"])
 def test_fit_on_text_ends_with_bits_per_byte_beside_xz_and_the_exported_model(
         tmp_path: Path, capsys: pytest.CaptureFixture, attention: str) -> None:
     assert main(tiny_text_args(tmp_path, attention)) == 0

@@ -14,6 +14,7 @@ from genomenet.attention.module import DilatedMultiheadAttention
 from genomenet.errors import ConfigError
 from genomenet.model.dense import DenseMultiheadAttention
 from genomenet.model.local import LocalMultiheadAttention
+from genomenet.model.strided import StridedMultiheadAttention, default_stride
 
 
 @dataclass
@@ -34,9 +35,9 @@ class LongNetConfig:
     """Feed-forward type."""
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     """Normalisation before each sub-layer and at the end."""
-    attention: Literal["dilated", "dense", "local"] = "dilated"
-    """Dilated attention (LongNet), dense softmax attention over the whole sequence, or sliding-window local
-    attention over `local_window` keys (the fixed sparse baseline)."""
+    attention: Literal["dilated", "dense", "local", "strided"] = "dilated"
+    """Dilated attention (LongNet), dense softmax attention over the whole sequence, sliding-window local attention
+    over `local_window` keys, or Sparse Transformer's strided attention (`stride`): the two fixed sparse baselines."""
     segment_lengths: list[int] = field(default_factory=lambda: [256, 512, 1024])
     """Dilated attention: segment length w of each branch (one branch per (w, r) pair)."""
     dilation_rates: list[int] = field(default_factory=lambda: [1, 2, 4])
@@ -48,6 +49,9 @@ class LongNetConfig:
     local_window: int | None = None
     """Local attention: keys each query sees (itself and the ones before it when causal); default the shortest
     segment length."""
+    stride: int | None = None
+    """Strided attention: each query sees its `stride` nearest keys and every `stride`-th key beyond them; default
+    the square root of the longest segment length, rounded (Sparse Transformer's choice)."""
     rotary_base: float = 10000.0
     """Base of the rotary position encoding."""
     dropout: float = 0.0
@@ -88,6 +92,8 @@ def check_config(cfg: LongNetConfig) -> None:
         raise ConfigError(f"model sliding_window={cfg.sliding_window} must be 0 (off) or a positive integer")
     if cfg.local_window is not None and cfg.local_window < 1:
         raise ConfigError(f"model local_window={cfg.local_window} must be a positive integer")
+    if cfg.stride is not None and cfg.stride < 1:
+        raise ConfigError(f"model stride={cfg.stride} must be a positive integer")
     if cfg.vocab_size is not None and cfg.vocab_size < 2:
         raise ConfigError(f"model vocab_size={cfg.vocab_size} must be at least 2")
 
@@ -97,12 +103,16 @@ def norm_layer(cfg: LongNetConfig) -> nn.Module:
 
 
 def attention_layer(cfg: LongNetConfig, causal: bool) -> nn.Module:
-    """The attention of one block: dilated (from genomenet.attention), dense or local, with one forward signature."""
+    """The attention of one block: dilated (from genomenet.attention), dense, local or strided, with one forward
+    signature."""
     if cfg.attention == "dense":
         return DenseMultiheadAttention(cfg.d_model, cfg.n_heads, causal, cfg.bias, cfg.rotary_base)
     if cfg.attention == "local":
         window = cfg.local_window or min(cfg.segment_lengths)
         return LocalMultiheadAttention(cfg.d_model, cfg.n_heads, window, causal, cfg.bias, cfg.rotary_base)
+    if cfg.attention == "strided":
+        stride = cfg.stride or default_stride(cfg.segment_lengths)
+        return StridedMultiheadAttention(cfg.d_model, cfg.n_heads, stride, causal, cfg.bias, cfg.rotary_base)
     if cfg.sliding_window and not causal:
         raise ConfigError(f"model sliding_window={cfg.sliding_window} needs a causal model (it adds the positions "
                           "before each query); set it to 0 for a masked objective")

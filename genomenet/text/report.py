@@ -24,6 +24,7 @@ from genomenet.errors import ConfigError
 from genomenet.evaluation.lm_report import scoring_device
 from genomenet.model.longnet import LongNet
 from genomenet.model.objectives import IGNORE, bits_per_base, causal_targets, token_nll
+from genomenet.model.strided import default_stride
 
 
 @dataclass
@@ -106,6 +107,8 @@ def model_label(backbone) -> str:
         return "dense attention"
     if backbone.attention == "local":
         return f"local attention (window {backbone.local_window or min(backbone.segment_lengths)})"
+    if backbone.attention == "strided":
+        return f"strided attention (stride {backbone.stride or default_stride(backbone.segment_lengths)})"
     pairs = ", ".join(f"{w}/{r}" for w, r in zip(backbone.segment_lengths, backbone.dilation_rates))
     sliding = f", sliding {backbone.sliding_window}" if backbone.sliding_window else ""
     return f"LongNet (dilated w/r {pairs}{sliding})"
