@@ -79,13 +79,14 @@ def by_hand(model, k: int, text: str, start0: int, ref: str, alt: str, strand: s
 
 @pytest.mark.parametrize(("k", "attention", "reverse_complement", "span"),
                          [(1, "dilated", False, None), (2, "dilated", False, None), (1, "dilated", True, 40),
-                          (2, "dense", True, None), (1, "local", False, 5), (1, "dilated", False, 0)])
+                          (2, "dense", True, None), (1, "local", False, 5), (1, "dilated", False, 0),
+                          (1, "strided", True, None)])
 def test_scores_equal_a_by_hand_computation_from_the_model(tmp_path: Path, genome_text: str, k: int,
                                                            attention: str, reverse_complement: bool,
                                                            span: int | None, capsys) -> None:
     """Both strands, k-mers, SNVs, insertions and deletions, spans inside and past the tile; dilated and dense
-    attention continue a cached reference pass, local attention runs each reading whole: all equal the float64
-    likelihoods of the two readings."""
+    attention continue a cached reference pass, local and strided attention run each reading whole: all equal the
+    float64 likelihoods of the two readings."""
     rng = random.Random(k)
     model_dir = tiny_model(tmp_path / "model", k=k, seed=rng.randrange(1000), attention=attention)
     rows = []
