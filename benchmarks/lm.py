@@ -9,6 +9,7 @@ and the plot draws one line per model.
     python benchmarks/lm.py                                  # Wikipedia sample, 4 models x 2 seeds, CPU budget
     python benchmarks/lm.py --corpus shakespeare --seeds 0   # Shakespeare + Canterbury texts
     python benchmarks/lm.py --accelerator gpu --steps 3000 --context 2048 --jobs 3   # a longer run on a GPU
+    python benchmarks/lm.py --attention local --set local_window=32      # a variant: backbone fields overridden
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import bz2
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -67,6 +69,21 @@ def attention_arguments(attention: str, context: int) -> list[str]:
             "--model.backbone.dilation_rates", "[1, 2, 4]"]
 
 
+def backbone_overrides(settings: list[str]) -> list[str]:
+    """`--set field=value` pairs as `genomenet fit` flags on the backbone (after the attention's, so they win)."""
+    flags = []
+    for setting in settings:
+        field, _, value = setting.partition("=")
+        flags += [f"--model.backbone.{field}", value]
+    return flags
+
+
+def run_name(attention: str, seed: int, settings: list[str]) -> str:
+    """The run folder of one model: its attention, its overrides (if any) and its seed."""
+    tag = "".join("_" + re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-") for s in settings)
+    return f"{attention}{tag}_seed{seed}"
+
+
 def fit(attention: str, seed: int, corpus: Path, run: Path, args: argparse.Namespace) -> dict:
     """One `genomenet fit`; returns its held_out_report.json."""
     report = run / "held_out_report.json"
@@ -76,7 +93,7 @@ def fit(attention: str, seed: int, corpus: Path, run: Path, args: argparse.Names
         sys.executable, "-m", "genomenet", "fit", "--config", str(REPO / "configs" / "text_lm.yaml"),
         "--data.path", str(corpus), "--data.context_length", str(args.context),
         "--data.batch_size", str(args.batch_size), "--data.seed", str(seed), "--seed_everything", str(seed),
-        *attention_arguments(attention, args.context),
+        *attention_arguments(attention, args.context), *backbone_overrides(args.set),
         "--model.backbone.n_layers", str(args.layers), "--model.backbone.d_model", str(args.width),
         "--trainer.accelerator", args.accelerator, "--trainer.max_steps", str(args.steps),
         "--trainer.val_check_interval", str(max(1, args.steps // 3)), "--trainer.logger", "false",
@@ -115,13 +132,16 @@ def main() -> None:
                         "../shared/data/text)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "benchmarks" / "lm")
     parser.add_argument("--rerun", action="store_true", help="train again even where a report exists")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a backbone field for every model trained, e.g. local_window=32 or "
+                        "segment_lengths=[32,256,1024] (repeatable; the run folders are named after it)")
     args = parser.parse_args()
 
     out = args.out / f"{args.corpus}_{args.context}_{args.steps}steps"
     corpus = corpus_file(args.corpus, args.out, args.text_dir)
     jobs = [(a, s) for a in args.attention for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(jobs, pool.map(lambda j: fit(*j, corpus, out / f"{j[0]}_seed{j[1]}", args), jobs)))
+        results = dict(zip(jobs, pool.map(lambda j: fit(*j, corpus, out / run_name(*j, args.set), args), jobs)))
 
     rows, spread, curves, compressors = {}, {}, {}, {}
     for attention in args.attention:
