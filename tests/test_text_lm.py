@@ -76,18 +76,16 @@ def test_evaluation_windows_tile_the_split_and_training_windows_are_seeded(tmp_p
     assert draws[0] == draws[1] != draws[2]
 
 
-@pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize(("n", "window"), [(45, 8), (64, 16), (5, 16)])
-def test_local_attention_equals_a_dense_float64_reference_outputs_and_gradients(causal: bool, n: int,
-                                                                                 window: int) -> None:
-    gen = torch.Generator().manual_seed(n * window + causal)
+def assert_equals_masked_float64_reference(attend, allowed: torch.Tensor, seed: int) -> None:
+    """``attend(q, k, v, padding)`` equals softmax attention over the ``allowed`` (query, key) pairs, outputs and
+    gradients, on fresh float64 inputs with the last three keys of the second row padded."""
+    n = allowed.shape[0]
+    gen = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(2, n, 3, 8, dtype=torch.float64, generator=gen, requires_grad=True) for _ in range(3))
     padding = torch.zeros(2, n, dtype=torch.bool)
     padding[1, n - 3:] = True
     grad = torch.randn(2, n, 3, 8, dtype=torch.float64, generator=gen)
-    out = local_attention(q, k, v, window, causal, padding)
-    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
-    allowed = ((j <= i) & (i - j < window)) if causal else ((j - i).abs() <= window // 2)
+    out = attend(q, k, v, padding)
     allowed = allowed[None, None] & ~padding[:, None, None, :]
     allowed = allowed | torch.eye(n, dtype=torch.bool)   # the reference's convention for an all-padding query
     scores = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(8)
@@ -101,29 +99,25 @@ def test_local_attention_equals_a_dense_float64_reference_outputs_and_gradients(
 
 
 @pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(("n", "window"), [(45, 8), (64, 16), (5, 16)])
+def test_local_attention_equals_a_dense_float64_reference_outputs_and_gradients(causal: bool, n: int,
+                                                                                 window: int) -> None:
+    i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    allowed = ((j <= i) & (i - j < window)) if causal else ((j - i).abs() <= window // 2)
+    assert_equals_masked_float64_reference(lambda q, k, v, pad: local_attention(q, k, v, window, causal, pad),
+                                           allowed, seed=n * window + causal)
+
+
+@pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize(("n", "stride"), [(45, 8), (64, 16), (5, 16), (37, 1), (100, 10)])
 def test_strided_attention_equals_a_dense_float64_reference_outputs_and_gradients(causal: bool, n: int,
                                                                                    stride: int) -> None:
-    gen = torch.Generator().manual_seed(n * stride + causal)
-    q, k, v = (torch.randn(2, n, 3, 8, dtype=torch.float64, generator=gen, requires_grad=True) for _ in range(3))
-    padding = torch.zeros(2, n, dtype=torch.bool)
-    padding[1, n - 3:] = True
-    grad = torch.randn(2, n, 3, 8, dtype=torch.float64, generator=gen)
-    out = strided_attention(q, k, v, stride, causal, padding)
     i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
     on_the_stride = (i - j) % stride == 0   # Sparse Transformer: the nearest keys and every stride-th one
     near = (j <= i) & (i - j < stride) if causal else (j - i).abs() <= stride // 2
     allowed = (near | on_the_stride) & (j <= i) if causal else near | on_the_stride
-    allowed = allowed[None, None] & ~padding[:, None, None, :]
-    allowed = allowed | torch.eye(n, dtype=torch.bool)
-    scores = torch.einsum("bihd,bjhd->bhij", q, k) / math.sqrt(8)
-    ref = torch.einsum("bhij,bjhd->bihd", scores.masked_fill(~allowed, -math.inf).softmax(-1), v)
-    real = ~padding[:, :, None, None]
-    torch.testing.assert_close(out * real, ref * real, rtol=0, atol=1e-12)
-    grads = torch.autograd.grad((out * real * grad).sum(), (q, k, v))
-    ref_grads = torch.autograd.grad((ref * real * grad).sum(), (q, k, v))
-    for g, r in zip(grads, ref_grads):
-        torch.testing.assert_close(g, r, rtol=0, atol=1e-12)
+    assert_equals_masked_float64_reference(lambda q, k, v, pad: strided_attention(q, k, v, stride, causal, pad),
+                                           allowed, seed=n * stride + causal)
 
 
 def test_strided_attention_with_stride_one_is_dense_causal_attention() -> None:
