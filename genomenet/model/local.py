@@ -24,6 +24,17 @@ def local_key_mask(window: int, causal: bool, device: torch.device) -> Tensor:
     return (key - query).abs() <= window // 2
 
 
+def local_allowed(valid: Tensor, window: int, causal: bool) -> Tensor:
+    """``(b, blocks, window, 3 * window)`` bool: which keys of the (previous, own, next) block each query of a block
+    may see, given ``valid`` ``(b, blocks * window)`` keys. A query always sees itself (a padded one too, so its
+    ignored output stays finite)."""
+    w = window
+    key_ok = F.pad(valid, (w, w), value=False).unfold(1, 3 * w, w)   # (b, blocks, 3w)
+    allowed = local_key_mask(w, causal, valid.device)[None, None] & key_ok[:, :, None, :]
+    itself = torch.arange(3 * w, device=valid.device)[None, :] == torch.arange(w, device=valid.device)[:, None] + w
+    return allowed | itself
+
+
 class LocalMultiheadAttention(DenseMultiheadAttention):
     """Exact sliding-window attention over ``(batch, seq, embed_dim)``: the dense layer's projections and rotary
     positions, each query attending to its ``window`` nearest keys."""
@@ -56,20 +67,14 @@ def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int, causal: bool,
     w = window
     blocks = -(-n // w)
     pad = blocks * w - n
-    valid = torch.ones(b, n, dtype=torch.bool, device=q.device)
-    if key_padding_mask is not None:
-        valid = ~key_padding_mask
+    valid = torch.ones(b, n, dtype=torch.bool, device=q.device) if key_padding_mask is None else ~key_padding_mask
+    allowed = local_allowed(F.pad(valid, (0, pad), value=False), w, causal)   # (b, blocks, w, 3w)
     # one padding block before and after the sequence, so block j's keys are blocks j-1, j, j+1 of the padded one
     q, k, v = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (q, k, v))
     k, v = (F.pad(t, (0, 0, 0, 0, w, w)) for t in (k, v))
-    valid = F.pad(valid, (w, w + pad), value=False)
     q_blocks = q.view(b, blocks, w, h, d)
     k_blocks = k.unfold(1, 3 * w, w).permute(0, 1, 4, 2, 3)       # (b, blocks, 3w, h, d)
     v_blocks = v.unfold(1, 3 * w, w).permute(0, 1, 4, 2, 3)
-    key_ok = valid.unfold(1, 3 * w, w)                              # (b, blocks, 3w)
-    allowed = local_key_mask(w, causal, q.device)[None, None] & key_ok[:, :, None, :]   # (b, blocks, w, 3w)
-    itself = torch.arange(3 * w, device=q.device)[None, :] == torch.arange(w, device=q.device)[:, None] + w
-    allowed = allowed | itself   # a padded query still sees itself, so its (ignored) output is finite
     q_blocks, k_blocks, v_blocks = (t.permute(0, 1, 3, 2, 4) for t in (q_blocks, k_blocks, v_blocks))  # (b, B, h, ., d)
     y = F.scaled_dot_product_attention(q_blocks, k_blocks, v_blocks, attn_mask=allowed[:, :, None])
     return y.permute(0, 1, 3, 2, 4).reshape(b, blocks * w, h, d)[:, :n]

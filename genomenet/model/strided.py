@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genomenet.model.dense import DenseMultiheadAttention
-from genomenet.model.local import local_key_mask
+from genomenet.model.local import local_allowed
 
 
 def default_stride(segment_lengths: list[int]) -> int:
@@ -78,10 +78,7 @@ def near_part(q: Tensor, k: Tensor, v: Tensor, valid: Tensor, stride: int, causa
     b, n, h, d = q.shape
     blocks, w = n // stride, stride
     k, v = (F.pad(t, (0, 0, 0, 0, w, w)) for t in (k, v))
-    key_ok = F.pad(valid, (w, w), value=False).unfold(1, 3 * w, w)    # (b, blocks, 3w)
-    allowed = local_key_mask(w, causal, q.device)[None, None] & key_ok[:, :, None, :]   # (b, blocks, w, 3w)
-    itself = torch.arange(3 * w, device=q.device)[None, :] == torch.arange(w, device=q.device)[:, None] + w
-    allowed = allowed | itself
+    allowed = local_allowed(valid, w, causal)                         # (b, blocks, w, 3w)
     q_blocks = q.view(b, blocks, w, h, d)
     k_blocks, v_blocks = (t.unfold(1, 3 * w, w).permute(0, 1, 4, 2, 3) for t in (k, v))   # (b, blocks, 3w, h, d)
     scores = torch.einsum("bcqhd,bckhd->bchqk", q_blocks, k_blocks) / math.sqrt(d)
