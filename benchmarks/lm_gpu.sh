@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One device call: the longer text run of docs/text.md (2,000 steps at 2,048 bytes, Wikipedia sample) for LongNet,
+# its fixed sparse baselines and LongNet's sliding-window variant, all trained at once on one GPU through
+# benchmarks/lm.py (so through `genomenet fit --config configs/text_lm.yaml`). Here first:
+#   mkdir -p .gpu/text && cp ../shared/data/text/enwiki_sample.xml.bz2 .gpu/text/ && (. scripts/device.sh; device_wheels)
+# then one call carrying .gpu and .whl:
+#   DEADLINE_S=570 bash benchmarks/lm_gpu.sh
+# Each group's table, and every model's report and log, land under $OUT as they finish; a model the deadline cuts
+# leaves its log. A CPU smoke run: ACCEL=cpu STEPS=2 CONTEXT=256 SEEDS=0 bash benchmarks/lm_gpu.sh
+set -u
+cd "$(dirname "$0")/.."
+. scripts/device.sh
+DEADLINE_S=${DEADLINE_S:-570}
+device_start
+
+LM=runs/benchmarks/lm
+mkdir -p $LM
+# one unpacked copy before the groups start (each would otherwise race to write it)
+python3 -c "import bz2, sys; open(sys.argv[2], 'wb').write(bz2.open(sys.argv[1]).read())" \
+  .gpu/text/enwiki_sample.xml.bz2 $LM/enwiki_sample.xml
+read -r -a seeds <<< "${SEEDS:-0 1}"
+common=(--accelerator "${ACCEL:-gpu}" --context "${CONTEXT:-2048}" --steps "${STEPS:-2000}" --text-dir .gpu/text
+        --seeds "${seeds[@]}" --out $LM)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+group() {   # group NAME LM_ARGS...: one benchmarks/lm.py run, every model of it at once
+  local name=$1; shift
+  say "start $name: $*"
+  timeout "$(left 900)" python3 benchmarks/lm.py "${common[@]}" --jobs 8 "$@" > "$OUT/table_$name.txt" 2>&1
+  say "end $name: exit $?"
+}
+group main --attention dilated strided &
+group sliding32 --attention sliding --set sliding_window=32 &
+group local32 --attention local --set local_window=32 &
+wait
+
+for report in $LM/*/*/held_out_report.json $LM/*/*/log.txt; do
+  run=${report#"$LM"/}; mkdir -p "$OUT/runs/$(dirname "$run")"
+  case $report in *log.txt) tail -c 20000 "$report" > "$OUT/runs/$run" ;; *) cp "$report" "$OUT/runs/$run" ;; esac
+done
+say "done"
