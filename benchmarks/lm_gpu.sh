@@ -34,8 +34,10 @@ group sliding32 --attention sliding --set sliding_window=32 &
 group local32 --attention local --set local_window=32 &
 wait
 
-for report in $LM/*/*/held_out_report.json $LM/*/*/log.txt; do
-  run=${report#"$LM"/}; mkdir -p "$OUT/runs/$(dirname "$run")"
-  case $report in *log.txt) tail -c 20000 "$report" > "$OUT/runs/$run" ;; *) cp "$report" "$OUT/runs/$run" ;; esac
+# flat names: the device call returns files at most a few folders deep
+for run in $LM/*/*/; do
+  name=$(basename "$(dirname "$run")")_$(basename "$run")
+  cp "$run/held_out_report.json" "$OUT/$name.json" 2>/dev/null
+  tail -c 20000 "$run/log.txt" > "$OUT/$name.log" 2>/dev/null
 done
 say "done"
