@@ -15,9 +15,9 @@ device_start
 
 LM=runs/benchmarks/lm
 mkdir -p $LM
-# one unpacked copy before the groups start (each would otherwise race to write it)
-python3 -c "import bz2, sys; open(sys.argv[2], 'wb').write(bz2.open(sys.argv[1]).read())" \
-  .gpu/text/enwiki_sample.xml.bz2 $LM/enwiki_sample.xml
+# one unpacked copy (lm.py's own corpus_file) before the groups start, which would otherwise race to write it
+python3 -c "import sys; from pathlib import Path; sys.path.insert(0, 'benchmarks'); from lm import corpus_file; \
+corpus_file('wiki', Path('$LM'), Path('.gpu/text'))"
 read -r -a seeds <<< "${SEEDS:-0 1}"
 common=(--accelerator "${ACCEL:-gpu}" --context "${CONTEXT:-2048}" --steps "${STEPS:-2000}" --text-dir .gpu/text
         --seeds "${seeds[@]}" --out $LM)
