@@ -9,11 +9,7 @@ cd "$(dirname "$0")/../.."
 STEPS=${STEPS:-150}
 SEED=${SEED:-0}
 D=data/dmel_chr4.fa.gz; R=runs/tasks/segment_genes/dmel
-python tasks/segment_genes/make_split.py $D $R/split --block-size 100000
-[ -f $R/backbone/model.safetensors ] || genomenet fit --config configs/quickstart.yaml --data.fasta $D \
-  --data.val_fraction 0 --data.val_intervals $R/split/val.bed --data.test_intervals $R/split/test.bed \
-  --report.context_lengths "[]" --checkpoint.dirpath $R/pretrain/checkpoints --report.export_dir $R/backbone \
-  --trainer.logger false --trainer.enable_progress_bar false
+bash tasks/segment_genes/dmel_backbone.sh
 for L in ${LENGTHS:-1024 4096 16384}; do
   O=$R/ctx$L-seed$SEED
   genomenet fit --config configs/segment_genes.yaml --data.fasta $D --data.annotation ../shared/data/annotations/dm6_chr4.gff.gz \

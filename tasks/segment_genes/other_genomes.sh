@@ -13,11 +13,7 @@ common=(--trainer.max_steps $STEPS --trainer.val_check_interval 50 --model.head_
 # D. melanogaster chr4 (1.35 Mb): 100 kb blocks
 if [ "$WHICH" != chr20 ]; then
 D=data/dmel_chr4.fa.gz; R=runs/tasks/segment_genes/dmel
-python tasks/segment_genes/make_split.py $D $R/split --block-size 100000
-[ -f $R/backbone/model.safetensors ] || genomenet fit --config configs/quickstart.yaml --data.fasta $D \
-  --data.val_fraction 0 --data.val_intervals $R/split/val.bed --data.test_intervals $R/split/test.bed \
-  --report.context_lengths "[]" --checkpoint.dirpath $R/pretrain/checkpoints --report.export_dir $R/backbone \
-  --trainer.logger false --trainer.enable_progress_bar false
+bash tasks/segment_genes/dmel_backbone.sh
 genomenet fit --config configs/segment_genes.yaml --data.fasta $D --data.annotation ../shared/data/annotations/dm6_chr4.gff.gz \
   --model.init_weights $R/backbone --data.split.block_size 100000 "${common[@]}" \
   --checkpoint.dirpath $R/seg/checkpoints --report.export_dir $R/seg/model --trainer.logger false \
