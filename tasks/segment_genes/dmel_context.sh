@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The context study on the second genome, on the 2-core CPU: D. melanogaster chr4 with its GFF, the fly backbone of
-# other_genomes.sh (pre-trained on the 100 kb block split's training blocks only) fine-tuned at 1K, 4K and 16K bases
+# dmel_backbone.sh (pre-trained on the 100 kb block split's training blocks only) fine-tuned at 1K, 4K and 16K bases
 # of input, each beside the same architecture from scratch and a dilated CNN; equal bases per step (16,384), equal
 # validation bases, the same held-out bases (every test base once) at every length.
 # Usage: bash tasks/segment_genes/dmel_context.sh [genomenet fit flags]   (STEPS, LENGTHS, SEED change the study;

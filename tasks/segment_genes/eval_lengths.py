@@ -49,8 +49,8 @@ def main() -> None:
     split = SplitConfig(by="block", block_size=args.block_size, seed=args.split_seed)
     nets = {m: load_segmenter(m, make_tokenizer) for m in args.models}
     results: dict[str, dict[int, dict[str, float]]] = {m: {} for m in args.models}
+    kmer = next(iter(nets.values())).info.kmer_size
     for length in args.lengths:
-        kmer = next(iter(nets.values())).info.kmer_size
         module = test_module(args.fasta, args.annotation, length, kmer, split)
         classes = list(module.labels.classes)
         for name, net in nets.items():

@@ -37,8 +37,8 @@ def load_runs(prefix: str) -> dict[int, list[dict]]:
     return dict(sorted(runs.items()))
 
 
-def mean_mcc(reports: list[dict], model: str, cls: str | None = None, metric: str = "mcc") -> list[float]:
-    """Per-seed MCC (or another metric of the report) of one model: the mean over classes, or one class."""
+def per_seed(reports: list[dict], model: str, cls: str | None = None, metric: str = "mcc") -> list[float]:
+    """One metric of one model, a value per seed: its mean over the classes, or one class's."""
     return [r["models"][model]["mean"][metric] if cls is None else r["models"][model]["per_class"][cls][metric]
             for r in reports]
 
@@ -52,14 +52,13 @@ def main() -> None:
     lengths = list(runs)
     models = list(runs[lengths[0]][0]["models"])
     classes = [c for c in CORE if c in runs[lengths[0]][0]["models"][models[0]]["per_class"]]
-    seeds = {n: len(r) for n, r in runs.items()}
-    print(f"seeds per length: {seeds}")
+    print(f"seeds per length: { {n: len(r) for n, r in runs.items()} }")
     print("| input length | " + " | ".join(f"{m} (mean MCC)" for m in models) + " |")
     print("|---:|" + "---:|" * len(models))
     for n in lengths:
         cells = []
         for m in models:
-            values = mean_mcc(runs[n], m)
+            values = per_seed(runs[n], m)
             spread = f" ({', '.join(f'{v:.3f}' for v in values)})" if len(values) > 1 else ""
             cells.append(f"{np.mean(values):.3f}{spread}")
         print(f"| {n:,} | " + " | ".join(cells) + " |")
@@ -67,19 +66,19 @@ def main() -> None:
     print("| input length | " + " | ".join(models) + " |")
     print("|---:|" + "---:|" * len(models))
     for n in lengths:
-        print(f"| {n:,} | " + " | ".join(f"{np.mean(mean_mcc(runs[n], m, metric='auprc')):.3f}" for m in models) + " |")
+        print(f"| {n:,} | " + " | ".join(f"{np.mean(per_seed(runs[n], m, metric='auprc')):.3f}" for m in models) + " |")
     print(f"\nper class, {models[0]}:")
     print("| class | " + " | ".join(f"{n:,}" for n in lengths) + " |")
     print("|---|" + "---:|" * len(lengths))
     for c in classes:
-        print(f"| {c} | " + " | ".join(f"{np.mean(mean_mcc(runs[n], models[0], c)):.3f}" for n in lengths) + " |")
+        print(f"| {c} | " + " | ".join(f"{np.mean(per_seed(runs[n], models[0], c)):.3f}" for n in lengths) + " |")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for m in models:
-        axes[0].plot(lengths, [np.mean(mean_mcc(runs[n], m)) for n in lengths], marker="o", label=m)
+        axes[0].plot(lengths, [np.mean(per_seed(runs[n], m)) for n in lengths], marker="o", label=m)
     axes[0].set(xscale="log", xlabel="input length (bases)", ylabel="mean MCC over classes", title="mean")
     axes[0].legend(fontsize="small")
     for c in classes:
-        axes[1].plot(lengths, [np.mean(mean_mcc(runs[n], models[0], c)) for n in lengths], marker="o", label=c)
+        axes[1].plot(lengths, [np.mean(per_seed(runs[n], models[0], c)) for n in lengths], marker="o", label=c)
     axes[1].set(xscale="log", xlabel="input length (bases)", ylabel="MCC", title=f"{models[0]}, per class")
     axes[1].legend(fontsize="small")
     fig.suptitle(f"{args.title}: MCC at base level by input length")
