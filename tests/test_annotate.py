@@ -34,18 +34,19 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def random_segmenter(out, classes=CLASSES, k: int = 1, window: int = 512, seed: int | None = None):
+def random_segmenter(out, classes=CLASSES, k: int = 1, window: int = 512, seed: int | None = None, head: str = "conv"):
     """A 1-layer segmenter with random weights, its output layer scaled up so probabilities spread over (0, 1)."""
     if seed is not None:
         torch.manual_seed(seed)
     tok = make_tokenizer(k)
     cfg = LongNetConfig(vocab_size=tok.vocab_size, n_layers=1, d_model=32, n_heads=2, segment_lengths=[64, 128, 256],
                         dilation_rates=[1, 2, 4])
-    net = SegmenterNet(LongNet(cfg, causal=True), len(classes), k, "conv", "both",
-                       torch.as_tensor(tok.reverse_complement_ids), tok.pad_id, 16, 5)
+    net = SegmenterNet(LongNet(cfg, causal=True), len(classes), k, head, "both",
+                       torch.as_tensor(tok.reverse_complement_ids), tok.pad_id, 16, 5, head_levels=3, head_pool=4)
     with torch.no_grad():
         net.head.out.weight.normal_(0.0, 1.0)
-    info = SegmenterInfo(cfg, True, k, list(classes), {"kind": "conv", "hidden": 16, "kernel": 5}, "both", window)
+    shape = {"kind": head, "hidden": 16, "kernel": 5} | ({"levels": 3, "pool": 4} if head == "unet" else {})
+    info = SegmenterInfo(cfg, True, k, list(classes), shape, "both", window)
     return export_segmenter(net, info, out)
 
 
@@ -72,8 +73,9 @@ def reference_gff3(path, probs: dict[str, np.ndarray], classes, lengths, options
 # every base from the window that keeps it -----------------------------------------------------------------------
 
 
-def test_track_values_equal_the_segmenter_run_on_the_window_that_keeps_each_base(tmp_path, cache_dir) -> None:
-    model_dir = random_segmenter(tmp_path / "seg", window=512)
+@pytest.mark.parametrize("head", ["conv", "unet"])
+def test_track_values_equal_the_segmenter_run_on_the_window_that_keeps_each_base(tmp_path, cache_dir, head) -> None:
+    model_dir = random_segmenter(tmp_path / "seg", window=512, head=head)
     end = 100_000                                                                 # the whole contig
     outs = annotate(model_dir, CHR20, tmp_path / "a.gff3", cache_dir=cache_dir, batch_size=4, progress=False)
     assert [p.name for p in outs] == ["a.gff3"] + [f"a.{c}.bedGraph" for c in CLASSES]

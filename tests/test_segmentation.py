@@ -29,7 +29,7 @@ from genomenet.model.objectives import ObjectiveConfig
 from genomenet.model.pretrained import PretrainedInfo, export_model
 from genomenet.model.segmenter import SegmenterNet, load_segmenter
 from genomenet.training.module import OptimizerConfig, warmup_cosine
-from genomenet.training.segmenter import after_head_warmup, masked_bce, pos_weights, token_base_codes
+from genomenet.training.segmenter import Segmenter, after_head_warmup, masked_bce, pos_weights, token_base_codes
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "segment_genes.yaml")
@@ -180,12 +180,13 @@ def reach(net: SegmenterNet, n: int, middle: int) -> np.ndarray:
     return size.detach().numpy()
 
 
-def tiny_net(causal: bool, strands: str, head: str = "linear", k: int = 1) -> SegmenterNet:
+def tiny_net(causal: bool, strands: str, head: str = "linear", k: int = 1, levels: int = 5) -> SegmenterNet:
     tok = make_tokenizer(k)
     cfg = LongNetConfig(vocab_size=tok.vocab_size, n_layers=2, d_model=32, n_heads=2, segment_lengths=[16, 64],
                         dilation_rates=[1, 2])
     rc = torch.as_tensor(tok.reverse_complement_ids) if strands == "both" else None
-    return SegmenterNet(LongNet(cfg, causal=causal), 3, k, head, strands, rc, tok.pad_id, 16, 5).eval()
+    return SegmenterNet(LongNet(cfg, causal=causal), 3, k, head, strands, rc, tok.pad_id, 16, 5,
+                        head_levels=levels).eval()
 
 
 def seen(size: np.ndarray) -> float:
@@ -204,6 +205,22 @@ def test_a_causal_backbone_on_one_strand_sees_only_the_left_beyond_the_head() ->
     assert seen(size[:33]) > 0.9 and size[33:].max() == 0
     size = reach(tiny_net(causal=True, strands="forward", head="conv"), 64, 32)   # two kernel-5 convolutions
     assert size[33:37].min() > 0 and size[37:].max() == 0
+
+
+def test_a_unet_head_reads_far_beyond_the_conv_head_and_no_further_than_its_reach() -> None:
+    net = tiny_net(causal=True, strands="forward", head="unet", levels=2)   # kernel 5, pool 4
+    assert net.head.unet.reach == (4 + 3) * 1 + (4 + 3) * 4 + 2 * 16 == 67
+    size = reach(net, 300, 100)   # the right side reaches the base through the head alone
+    assert size[140:168].max() > 0 and size[168:].max() == 0
+    assert net(torch.randint(0, 4, (2, 77))).shape == (2, 77, 3)   # not a multiple of 16: padded, cropped back
+
+
+@pytest.mark.parametrize("head_args", [{"head_kernel": 8}, {"head": "unet", "head_levels": 0},
+                                       {"head": "unet", "head_pool": 1}])
+def test_a_head_that_cannot_be_built_is_a_one_line_config_error(head_args: dict) -> None:
+    with pytest.raises(ConfigError, match="head_kernel=") as err:
+        Segmenter(**head_args)
+    assert "\n" not in str(err.value)
 
 
 def test_a_bidirectional_backbone_sees_both_sides_in_one_pass() -> None:

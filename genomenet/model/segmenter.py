@@ -26,10 +26,11 @@ from genomenet.errors import InputFileError
 from genomenet.model.heads import both_strand_states
 from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.model.pretrained import CONFIG, WEIGHTS, write_model_dir
+from genomenet.model.unet import UNet1d
 
 FORMAT = "genomenet-segmenter/1"
 CHECKPOINT_KEY = "genomenet_segmenter"
-HeadKind = Literal["linear", "conv"]
+HeadKind = Literal["linear", "conv", "unet"]
 Strands = Literal["forward", "both"]
 
 
@@ -37,11 +38,13 @@ class SegmentationHead(nn.Module):
     """States (b, n_tokens, d_in) -> per-base logits (b, n_tokens * k, classes).
 
     `linear`: one linear map per token. `conv`: two 1-D convolutions over the tokens (GELU, residual), then the linear
-    map: a small decoder that smooths calls over neighbouring tokens, as the published segmentation heads do.
+    map: a small decoder that smooths calls over neighbouring tokens. `unet`: a 1-D U-Net (`genomenet.model.unet`,
+    `levels` coarser resolutions, each `pool` times coarser) then the linear map: the decoder of the published
+    segmentation models, whose calls read kilobases around each token.
     """
 
     def __init__(self, d_in: int, num_classes: int, kmer_size: int = 1, kind: HeadKind = "conv",
-                 hidden: int = 128, kernel: int = 9, dropout: float = 0.0) -> None:
+                 hidden: int = 128, kernel: int = 9, dropout: float = 0.0, levels: int = 5, pool: int = 4) -> None:
         super().__init__()
         if kernel % 2 == 0:
             raise ValueError(f"head kernel must be odd (centred), got {kernel}")
@@ -51,6 +54,12 @@ class SegmentationHead(nn.Module):
             self.inp = nn.Linear(d_in, hidden)
             self.convs = nn.ModuleList(nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2) for _ in range(2))
             d_in = hidden
+        elif kind == "unet":
+            self.inp = nn.Linear(d_in, hidden)
+            self.unet = UNet1d(hidden, kernel, levels, pool)
+            d_in = hidden
+        elif kind != "linear":
+            raise ValueError(f"head must be linear, conv or unet, got {kind!r}")
         self.out = nn.Linear(d_in, num_classes * kmer_size)
         nn.init.normal_(self.out.weight, std=0.02)
         nn.init.zeros_(self.out.bias)
@@ -61,6 +70,8 @@ class SegmentationHead(nn.Module):
             x = self.inp(x)
             for conv in self.convs:
                 x = x + nn.functional.gelu(conv(x.transpose(1, 2)).transpose(1, 2))
+        elif self.kind == "unet":
+            x = self.unet(self.inp(x))
         b, n, _ = x.shape
         return self.out(x).view(b, n * self.k, self.num_classes)
 
@@ -70,7 +81,7 @@ class SegmenterNet(nn.Module):
 
     def __init__(self, backbone: LongNet, num_classes: int, kmer_size: int = 1, head: HeadKind = "conv",
                  strands: Strands = "both", rc_ids: Tensor | None = None, pad_id: int = -1, head_hidden: int = 128,
-                 head_kernel: int = 9, dropout: float = 0.0) -> None:
+                 head_kernel: int = 9, dropout: float = 0.0, head_levels: int = 5, head_pool: int = 4) -> None:
         super().__init__()
         if strands == "both" and rc_ids is None:
             raise ValueError("strands='both' needs rc_ids, the reverse-complement id of every token id")
@@ -78,7 +89,8 @@ class SegmenterNet(nn.Module):
         if rc_ids is not None:
             self.register_buffer("rc_ids", torch.as_tensor(rc_ids, dtype=torch.long), persistent=False)
         width = backbone.cfg.d_model * (2 if strands == "both" else 1)
-        self.head = SegmentationHead(width, num_classes, kmer_size, head, head_hidden, head_kernel, dropout)
+        self.head = SegmentationHead(width, num_classes, kmer_size, head, head_hidden, head_kernel, dropout,
+                                     head_levels, head_pool)
 
     def states(self, input_ids: Tensor) -> Tensor:
         """Per-token states (b, n, d or 2d) the head reads."""
@@ -100,7 +112,8 @@ class SegmenterInfo:
     kmer_size: int
     classes: list[str]
     head: dict
-    """{"kind": linear | conv, "hidden": int, "kernel": int}"""
+    """{"kind": linear | conv | unet, "hidden": int, "kernel": int, "levels": int, "pool": int} (the last two for
+    unet; exports made before it have neither)"""
     strands: str
     context_length: int
     """Bases per window the model was trained on: `genomenet annotate` tiles chromosomes into these by default."""
@@ -119,7 +132,7 @@ class SegmenterInfo:
 def build_segmenter(info: SegmenterInfo, rc_ids: Tensor | None, pad_id: int, dropout: float = 0.0) -> SegmenterNet:
     return SegmenterNet(LongNet(info.backbone, causal=info.causal), len(info.classes), info.kmer_size,
                         info.head["kind"], info.strands, rc_ids, pad_id, info.head["hidden"], info.head["kernel"],
-                        dropout)
+                        dropout, info.head.get("levels", 5), info.head.get("pool", 4))
 
 
 def export_segmenter(net: SegmenterNet, info: SegmenterInfo, out_dir: str | Path) -> Path:

@@ -193,9 +193,11 @@ class Segmenter(SegmentationTask):
         backbone: LongNetConfig = LongNetConfig(),  # noqa: B008 - read-only default
         causal: bool | None = None,
         strands: StrandsChoice = "auto",
-        head: Literal["conv", "linear"] = "conv",
+        head: Literal["conv", "linear", "unet"] = "conv",
         head_hidden: int = 128,
         head_kernel: int = 9,
+        head_levels: int = 5,
+        head_pool: int = 4,
         head_dropout: float = 0.1,
         finetune: Literal["full", "frozen"] = "full",
         backbone_lr_scale: float = 1.0,
@@ -219,9 +221,12 @@ class Segmenter(SegmentationTask):
             strands: both (run the backbone over the window and its reverse complement, and give the head both
                 states: a causal backbone then sees both sides of every base), forward (one pass), or auto (both
                 for a causal backbone, forward for a bidirectional one).
-            head: conv (a small convolutional decoder over the tokens' states) or linear (one map per token).
-            head_hidden: width of the conv head.
-            head_kernel: kernel (tokens, odd) of the conv head's two convolutions.
+            head: conv (a small convolutional decoder over the tokens' states), linear (one map per token) or unet
+                (a 1-D U-Net over the states, reading kilobases around each token: `genomenet.model.unet`).
+            head_hidden: width of the conv or U-Net head.
+            head_kernel: kernel (tokens, odd) of the head's convolutions.
+            head_levels: the U-Net's coarser resolutions (its receptive field grows with head_pool ** head_levels).
+            head_pool: how many times coarser each U-Net level is than the one above.
             head_dropout: dropout on the states the head reads.
             finetune: full (train everything) or frozen (train only the head).
             backbone_lr_scale: the backbone's learning rate is optimizer.lr times this.
@@ -241,10 +246,14 @@ class Segmenter(SegmentationTask):
         if finetune not in ("full", "frozen") or backbone_lr_scale < 0 or head_warmup_steps < 0:
             raise ConfigError(f"model finetune={finetune!r} must be full or frozen, backbone_lr_scale >= 0 and "
                               f"head_warmup_steps >= 0")
+        if head_kernel % 2 == 0 or (head == "unet" and (head_levels < 1 or head_pool < 2)):
+            raise ConfigError(f"model head_kernel={head_kernel} must be odd, and a unet head needs head_levels >= 1 "
+                              f"and head_pool >= 2 (got {head_levels}, {head_pool})")
         self.tokenizer = make_tokenizer(kmer_size)
         self.kmer_size, self.context_length, self.init_weights = kmer_size, context_length, init_weights
         self.finetune, self.backbone_lr_scale, self.head_warmup_steps = finetune, backbone_lr_scale, head_warmup_steps
-        self.head_args = {"kind": head, "hidden": head_hidden, "kernel": head_kernel}
+        self.head_args = {"kind": head, "hidden": head_hidden, "kernel": head_kernel, "levels": head_levels,
+                          "pool": head_pool}
         self.head_dropout = head_dropout
         model = self._backbone(init_weights, backbone, causal)
         check_window(model.cfg, context_length, kmer_size)
@@ -252,7 +261,7 @@ class Segmenter(SegmentationTask):
         rc_ids = torch.as_tensor(self.tokenizer.reverse_complement_ids) if self.strands == "both" else None
         # the head gets its size in setup(), from the data's classes
         self.net = SegmenterNet(model, 1, kmer_size, head, self.strands, rc_ids, self.tokenizer.pad_id, head_hidden,
-                                head_kernel, head_dropout)
+                                head_kernel, head_dropout, head_levels, head_pool)
         self.save_hyperparameters({"init_weights": init_weights, "causal": model.causal, "strands": self.strands,
                                    "head": self.head_args, "head_dropout": head_dropout, "finetune": finetune,
                                    "backbone_lr_scale": backbone_lr_scale, "head_warmup_steps": head_warmup_steps,
@@ -285,7 +294,7 @@ class Segmenter(SegmentationTask):
         width = self.backbone.cfg.d_model * (2 if self.strands == "both" else 1)
         h = self.head_args
         self.net.head = SegmentationHead(width, len(classes), self.kmer_size, h["kind"], h["hidden"], h["kernel"],
-                                         self.head_dropout)
+                                         self.head_dropout, h["levels"], h["pool"])
         if self.finetune == "frozen":
             self.backbone.requires_grad_(False)
 
@@ -309,7 +318,7 @@ class Segmenter(SegmentationTask):
         weights, the backbone trained too even when this one's is frozen: the no-pre-training baseline."""
         h = self.head_args
         return Segmenter(None, self.backbone.cfg, self.backbone.causal, self.strands, h["kind"], h["hidden"],
-                         h["kernel"], self.head_dropout, "full", self.backbone_lr_scale or 1.0,
+                         h["kernel"], h["levels"], h["pool"], self.head_dropout, "full", self.backbone_lr_scale or 1.0,
                          self.head_warmup_steps, self.max_pos_weight, self.val_max_bases, self.optim, self.kmer_size,
                          self.context_length)
 
