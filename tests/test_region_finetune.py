@@ -68,6 +68,19 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"folder": folder, "fasta": fasta, "bed": bed, "argv": argv, "backbone": backbone}
 
 
+def test_a_stopped_fine_tune_resumes_from_its_checkpoint_with_ckpt_path(run: dict, tmp_path: Path) -> None:
+    """`fit --ckpt_path` reads the classifier's settings back from the checkpoint (as the class's init_args) and
+    trains on to max_epochs."""
+    folder = tmp_path / "resume"
+    argv = [a.replace(str(run["folder"] / "run"), str(folder)) for a in run["argv"]]
+    short = ["--trainer.limit_train_batches", "2", "--report.kmer_sizes", "[2]"]
+    assert main([*argv, "--trainer.max_epochs", "1", *short]) == 0
+    last = folder / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 2
+    assert main([*argv, "--trainer.max_epochs", "2", *short, "--ckpt_path", str(last)]) == 0
+    assert torch.load(last, weights_only=False)["global_step"] == 4   # the second epoch's two batches
+
+
 @pytest.mark.slow
 def test_fit_learns_a_planted_motif_and_ends_with_the_contract_lines(run: dict, capsys) -> None:
     assert main(run["argv"]) == 0

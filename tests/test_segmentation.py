@@ -354,6 +354,21 @@ def test_fit_learns_a_planted_exon_signal_and_ends_with_the_contract_lines(tmp_p
         torch.testing.assert_close(net(ids), from_checkpoint(ids))   # the export is the reported checkpoint
 
 
+def test_a_stopped_fit_resumes_from_its_checkpoint_with_ckpt_path(tmp_path: Path) -> None:
+    """`fit --ckpt_path` reads the model's settings back from the checkpoint (LightningCLI parses its
+    hyperparameters as the model's arguments), a U-Net head included, and trains on to max_steps."""
+    fasta, gff, _ = planted_genome(tmp_path)
+    backbone = untrained_backbone(tmp_path / "backbone")
+    quick = ["--report.segment_baselines", "[]", "--model.head", "unet", "--model.head_levels", "2",
+             "--model.head_warmup_steps", "0"]
+    assert main(fit_argv(tmp_path, fasta, gff, backbone, steps=2) + quick) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 2
+    assert main(fit_argv(tmp_path, fasta, gff, backbone, steps=4) + quick + ["--ckpt_path", str(last)]) == 0
+    resumed = torch.load(last, weights_only=False)
+    assert resumed["global_step"] == 4 and resumed["hyper_parameters"]["init_args"]["head_levels"] == 2
+
+
 # bad input through the command line --------------------------------------------------------------------------
 
 

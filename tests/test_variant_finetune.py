@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import DMEL
 from inference_models import tiny_model
 
@@ -51,3 +52,7 @@ def test_the_head_learns_a_label_carried_by_the_alternative_base(tmp_path: Path,
     assert out[-1] == f"model: {tmp_path / 'run' / 'model'}"
     assert any(line.startswith("| Markov LLR") for line in out)
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"   # resumed: the settings are read back from it
+    steps = torch.load(last, weights_only=False)["global_step"]
+    assert main([*argv, "--trainer.max_epochs", "16", "--ckpt_path", str(last)]) == 0
+    assert torch.load(last, weights_only=False)["global_step"] > steps

@@ -25,6 +25,7 @@ from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.model.pretrained import load_pretrained
 from genomenet.training.module import (
     OptimizerConfig,
+    as_init_args,
     load_initial_weights,
     resolve_vocab,
     schedule_steps,
@@ -105,14 +106,15 @@ class RegionClassifier(L.LightningModule):
                                        self.tokenizer.reverse_complement_ids)
         self.labels: dict | None = None
         self.window: dict | None = None
-        self.save_hyperparameters({"init_weights": init_weights, "pooling": pooling, "pool_over": pool_over,
-                                   "strands": strands, "finetune": finetune,
-                                   "backbone_lr_scale": backbone_lr_scale, "head_dropout": head_dropout,
-                                   "backbone_dropout": backbone_dropout,
-                                   "head_init": head_init, "head_init_windows": head_init_windows,
-                                   "optimizer": asdict(optimizer), "kmer_size": kmer_size,
-                                   "context_length": context_length, "backbone": asdict(self.backbone.cfg),
-                                   "causal": self.backbone.causal})
+        settings = {"init_weights": init_weights, "pooling": pooling, "pool_over": pool_over,
+                    "strands": strands, "finetune": finetune,
+                    "backbone_lr_scale": backbone_lr_scale, "head_dropout": head_dropout,
+                    "backbone_dropout": backbone_dropout,
+                    "head_init": head_init, "head_init_windows": head_init_windows,
+                    "optimizer": asdict(optimizer), "kmer_size": kmer_size,
+                    "context_length": context_length, "backbone": asdict(self.backbone.cfg),
+                    "causal": self.backbone.causal}
+        self.save_hyperparameters(as_init_args(self, settings))
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
 
     def _backbone(self, init_weights: str | None, cfg: LongNetConfig, causal: bool) -> LongNet:

@@ -241,6 +241,13 @@ class GenomeLM(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+def as_init_args(module: L.LightningModule, args: dict) -> dict:
+    """Hyper-parameters of a model that configs name by class_path: `fit --ckpt_path` hands a checkpoint's
+    hyper-parameters to LightningCLI's parser as the model's configuration, which for such a model is its class
+    and init_args (flat arguments would be read as those of the default model, GenomeLM, and refused)."""
+    return {"class_path": f"{type(module).__module__}.{type(module).__qualname__}", "init_args": args}
+
+
 def schedule_steps(cfg: OptimizerConfig, max_steps: int, estimated_steps) -> int:
     """Steps the learning-rate schedule spans: decay_steps, else max_steps, else Lightning's estimate (a callable)."""
     if cfg.decay_steps is not None:

@@ -45,6 +45,7 @@ from genomenet.model.segmenter import (
 )
 from genomenet.training.module import (
     OptimizerConfig,
+    as_init_args,
     load_initial_weights,
     resolve_vocab,
     schedule_steps,
@@ -262,12 +263,15 @@ class Segmenter(SegmentationTask):
         # the head gets its size in setup(), from the data's classes
         self.net = SegmenterNet(model, 1, kmer_size, head, self.strands, rc_ids, self.tokenizer.pad_id, head_hidden,
                                 head_kernel, head_dropout, head_levels, head_pool)
-        self.save_hyperparameters({"init_weights": init_weights, "causal": model.causal, "strands": self.strands,
-                                   "head": self.head_args, "head_dropout": head_dropout, "finetune": finetune,
-                                   "backbone_lr_scale": backbone_lr_scale, "head_warmup_steps": head_warmup_steps,
-                                   "max_pos_weight": max_pos_weight,
-                                   "optimizer": asdict(optimizer), "kmer_size": kmer_size,
-                                   "context_length": context_length, "backbone": asdict(model.cfg)})
+        settings = {"init_weights": init_weights, "causal": model.causal, "strands": self.strands,
+                    "head": head, "head_hidden": head_hidden, "head_kernel": head_kernel,
+                    "head_levels": head_levels, "head_pool": head_pool,
+                    "head_dropout": head_dropout, "finetune": finetune,
+                    "backbone_lr_scale": backbone_lr_scale, "head_warmup_steps": head_warmup_steps,
+                    "max_pos_weight": max_pos_weight,
+                    "optimizer": asdict(optimizer), "kmer_size": kmer_size,
+                    "context_length": context_length, "backbone": asdict(model.cfg)}
+        self.save_hyperparameters(as_init_args(self, settings))
 
     def _backbone(self, init_weights: str | None, cfg: LongNetConfig, causal: bool | None) -> LongNet:
         if init_weights is None:

@@ -22,7 +22,13 @@ from genomenet.data.tokenizers import make_tokenizer
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.model.longnet import LongNet
 from genomenet.model.pretrained import load_pretrained
-from genomenet.training.module import OptimizerConfig, load_initial_weights, schedule_steps, warmup_cosine
+from genomenet.training.module import (
+    OptimizerConfig,
+    as_init_args,
+    load_initial_weights,
+    schedule_steps,
+    warmup_cosine,
+)
 
 
 def pooled(backbone: LongNet, ids: Tensor, pad_id: int, site: Tensor) -> tuple[Tensor, Tensor]:
@@ -73,9 +79,10 @@ class VariantEffectClassifier(L.LightningModule):
         self.head = nn.Sequential(nn.Linear(4 * d, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
         if finetune == "frozen":
             self.backbone.requires_grad_(False)
-        self.save_hyperparameters({"init_weights": init_weights, "finetune": finetune, "hidden": hidden,
-                                   "dropout": dropout, "optimizer": asdict(optimizer), "kmer_size": kmer_size,
-                                   "context_length": context_length})
+        settings = {"init_weights": init_weights, "finetune": finetune, "hidden": hidden,
+                    "dropout": dropout, "optimizer": asdict(optimizer), "kmer_size": kmer_size,
+                    "context_length": context_length}
+        self.save_hyperparameters(as_init_args(self, settings))
         self._cache: dict[tuple[str, int], Tensor] = {}
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
 
