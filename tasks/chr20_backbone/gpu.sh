@@ -38,6 +38,7 @@ step 60 python3 benchmarks/variants.py --model runs/quickstart/model --records $
 
 P=runs/tasks/promoters_chr20/gpu
 step "${PROMOTERS_LIMIT:-150}" "${GN[@]}" fit --config tasks/promoters_chr20/finetune.yaml \
-     --model.init_args.init_weights $B --checkpoint.dirpath $P/checkpoints --report.export_dir $P/model \
+     --model.init_args.init_weights $B --data.init_args.kmer_size 1 --model.init_args.strands one \
+     --checkpoint.dirpath $P/checkpoints --report.export_dir $P/model \
      --trainer.logger false --trainer.enable_progress_bar false ${PROMOTERS_ARGS:-}
 say "done"
