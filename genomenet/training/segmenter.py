@@ -296,9 +296,8 @@ class Segmenter(SegmentationTask):
     def build_head(self, classes: list[str]) -> None:
         self.classes = list(classes)
         width = self.backbone.cfg.d_model * (2 if self.strands == "both" else 1)
-        h = self.head_args
-        self.net.head = SegmentationHead(width, len(classes), self.kmer_size, h["kind"], h["hidden"], h["kernel"],
-                                         self.head_dropout, h["levels"], h["pool"])
+        self.net.head = SegmentationHead(width, len(classes), self.kmer_size, dropout=self.head_dropout,
+                                         **self.head_args)   # head_args' keys are the head's argument names
         if self.finetune == "frozen":
             self.backbone.requires_grad_(False)
 
