@@ -27,10 +27,12 @@ from genomenet.evaluation.segmentation import base_metrics, mean_metrics, scored
 from genomenet.model.segmenter import load_segmenter  # noqa: E402
 
 
-def test_module(fasta: str, annotation: str, length: int, kmer_size: int, split: SplitConfig) -> SegmentDataModule:
-    """The test tiles of the training run's split at one window length."""
+def test_module(fasta: str, annotation: str, length: int, kmer_size: int, split: SplitConfig,
+                max_windows: int | None = None) -> SegmentDataModule:
+    """The test tiles of the training run's split at one window length (at most `max_windows`, evenly spaced)."""
     module = SegmentDataModule(fasta=fasta, annotation=annotation, context_length=length, kmer_size=kmer_size,
-                               split=split, batch_size=max(1, 16384 // length), val_windows=None, test_windows=None)
+                               split=split, batch_size=max(1, 16384 // length), val_windows=None,
+                               test_windows=max_windows)
     module.setup()
     return module
 
@@ -45,18 +47,22 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=100_000, help="the training runs' data.split.block_size")
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write {model: {length: mean metrics}} here")
+    parser.add_argument("--stride", type=int, default=1, help="score every stride-th known base (the report's rule)")
+    parser.add_argument("--max-windows", type=int, help="score at most this many test tiles per length (smoke runs)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     split = SplitConfig(by="block", block_size=args.block_size, seed=args.split_seed)
-    nets = {m: load_segmenter(m, make_tokenizer) for m in args.models}
+    device = torch.device(args.device)
+    nets = {m: load_segmenter(m, make_tokenizer).float().eval().to(device) for m in args.models}
     results: dict[str, dict[int, dict[str, float]]] = {m: {} for m in args.models}
     kmer = next(iter(nets.values())).info.kmer_size
     for length in args.lengths:
-        module = test_module(args.fasta, args.annotation, length, kmer, split)
+        module = test_module(args.fasta, args.annotation, length, kmer, split, args.max_windows)
         classes = list(module.labels.classes)
         for name, net in nets.items():
             if net.info.classes != classes:
                 raise SystemExit(f"{name}: classes {net.info.classes} differ from the annotation's {classes}")
-            targets, probs = test_scores(net.float().eval(), module.dataloader("test"), 1, torch.device("cpu"),
+            targets, probs = test_scores(net, module.dataloader("test"), args.stride, device,
                                          desc=f"{Path(name).parent.name} at {length:,}")
             scored = [c for c, keep in zip(classes, scored_classes(targets), strict=True) if keep]
             results[name][length] = {**mean_metrics(base_metrics(classes, targets, probs), scored),
