@@ -22,47 +22,50 @@ LENGTHS=${LENGTHS:-1024 4096 16384 65536}
 # same at every length (the weights do not depend on them)
 SEGMENTS=${SEGMENTS:-[256,1024,2048,16384,65536]}
 DILATIONS=${DILATIONS:-[1,2,4,32,128]}
+SEED=${SEED:-0}
+RUN=${RUN:-}   # a tag for this run's folders and files under $OUT (two runs may share a call)
+FIT_ARGS=("$@")   # extra genomenet fit flags, for every length
 device_start
 
 I=runs/tasks/segment_genes/inputs
 G=$I/tair10_chr1.fna.gz
 A=$I/tair10_chr1.gff.gz
 B=runs/tasks/tair10_chr1/backbone
-R=runs/tasks/segment_genes/gpu
+R=runs/tasks/segment_genes/gpu${RUN:+_$RUN}
 mkdir -p $R
 step 60 python3 tasks/segment_genes/make_split.py $G runs/tasks/segment_genes/split --block-size 1000000
-say "settings: STEPS=$STEPS BASES=$BASES HEAD=$HEAD BASELINES=$BASELINES SEGMENTS=$SEGMENTS DILATIONS=$DILATIONS"
+say "settings: RUN=$RUN SEED=$SEED STEPS=$STEPS BASES=$BASES HEAD=$HEAD BASELINES=$BASELINES SEGMENTS=$SEGMENTS DILATIONS=$DILATIONS"
 
 fit_length() {  # one length: fine-tune, report, copy the report under $OUT
   local L=$1 BS=$(( BASES / $1 > 0 ? BASES / $1 : 1 )) VW=$(( 262144 / $1 > 0 ? 262144 / $1 : 1 ))
   say "fine-tuning at $L: $BS windows a step, $VW validation windows"
   timeout "$(left $((DEADLINE_S - 90)))" "${GN[@]}" fit --config configs/segment_genes.yaml --data.fasta $G \
     --data.annotation $A --model.init_weights $B --model.head $HEAD --data.split.block_size 1000000 \
-    --data.context_length $L --data.batch_size $BS \
+    --data.context_length $L --data.batch_size $BS --seed_everything $SEED --data.seed $SEED \
     --model.backbone.segment_lengths "$SEGMENTS" --model.backbone.dilation_rates "$DILATIONS" \
     --trainer.accelerator ${ACCEL:-gpu} --trainer.max_steps $STEPS --trainer.max_time ${MAX_TIME:-00:00:04:00} \
     --trainer.val_check_interval $(( STEPS < 50 ? STEPS : 50 )) --trainer.enable_progress_bar false \
     --trainer.logger false --model.head_warmup_steps $(( STEPS < 100 ? 1 : 20 )) --data.val_windows $VW \
     --data.test_windows ${TEST_WINDOWS:-null} --report.segment_max_bases ${MAX_BASES:-2000000} \
     --report.segment_baselines "$BASELINES" \
-    --checkpoint.dirpath $R/ctx$L/checkpoints --report.export_dir $R/ctx$L/model 2>&1 \
+    --checkpoint.dirpath $R/ctx$L/checkpoints --report.export_dir $R/ctx$L/model "${FIT_ARGS[@]}" 2>&1 \
     | grep -av "it/s]\|s/it]" > "$R/fit_$L.txt"
   say "$L: exit ${PIPESTATUS[0]}"
-  cp $R/ctx$L/held_out_report.json "$OUT/context_$L.json" 2>/dev/null
+  cp $R/ctx$L/held_out_report.json "$OUT/context_$L${RUN:+_$RUN}.json" 2>/dev/null
 }
 for length in $LENGTHS; do
   fit_length "$length" &
 done
 wait
-for length in $LENGTHS; do echo "== fit at $length"; tail -n 120 "$R/fit_$length.txt"; done > "$OUT/fits.txt"
+for length in $LENGTHS; do echo "== fit at $length"; tail -n 120 "$R/fit_$length.txt"; done > "$OUT/fits${RUN:+_$RUN}.txt"
 grep -a "held-out MCC\|^| mean" $R/fit_*.txt | tee -a "$LOG"
 
 models=()
-for length in ${EVAL_MODELS:-16384 65536}; do
+for length in ${EVAL_MODELS-16384 65536}; do
   [ -f $R/ctx$length/model/model.safetensors ] && models+=($R/ctx$length/model)
 done
 read -r -a lengths <<< "$LENGTHS"
 [ ${#models[@]} -gt 0 ] && step $((DEADLINE_S - 5)) python3 tasks/segment_genes/eval_lengths.py $G $A "${models[@]}" \
   --block-size 1000000 --lengths "${lengths[@]}" --stride ${EVAL_STRIDE:-4} ${TEST_WINDOWS:+--max-windows $TEST_WINDOWS} \
-  --json "$OUT/eval_lengths.json"
+  --json "$OUT/eval_lengths${RUN:+_$RUN}.json"
 say "done"
