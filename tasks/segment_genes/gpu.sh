@@ -5,6 +5,8 @@
 # steps the model took) on the same held-out bases, then eval_lengths.py: the models of EVAL_MODELS read at every
 # length of LENGTHS. Run bundle.sh here first; the call carries .gpu and .whl:
 #   DEADLINE_S=560 bash tasks/segment_genes/gpu.sh
+# PRETRAIN_STEPS=N first pre-trains a fresh backbone on the GPU (tasks/genes_tair10_chr1/pretrain.yaml on the
+# training blocks of this study's split, PRETRAIN_LENGTH-base windows, at most PRETRAIN_TIME) and fine-tunes that.
 # A CPU smoke run: ACCEL=cpu STEPS=2 MAX_TIME=00:00:01:00 TEST_WINDOWS=8 LENGTHS="1024 4096" EVAL_MODELS=4096 \
 #   EVAL_STRIDE=64 bash tasks/segment_genes/gpu.sh
 # Under $OUT (at most 8 files come back): log.txt, fits.txt (each fit's output, tail), context_L.json per length,
@@ -34,6 +36,18 @@ B=runs/tasks/tair10_chr1/backbone
 R=runs/tasks/segment_genes/gpu${RUN:+_$RUN}
 mkdir -p $R
 step 60 python3 tasks/segment_genes/make_split.py $G runs/tasks/segment_genes/split --block-size 1000000
+if [ -n "${PRETRAIN_STEPS:-}" ]; then
+  B=$R/backbone
+  step $((DEADLINE_S - 200)) "${GN[@]}" fit --config tasks/genes_tair10_chr1/pretrain.yaml --data.fasta $G \
+    --data.val_intervals runs/tasks/segment_genes/split/val.bed --data.test_intervals runs/tasks/segment_genes/split/test.bed \
+    --data.context_length ${PRETRAIN_LENGTH:-16384} --model.backbone.segment_lengths "$SEGMENTS" \
+    --model.backbone.dilation_rates "$DILATIONS" --trainer.accelerator ${ACCEL:-gpu} --trainer.max_steps $PRETRAIN_STEPS \
+    --trainer.max_time ${PRETRAIN_TIME:-00:00:03:00} --trainer.val_check_interval $(( PRETRAIN_STEPS < 200 ? PRETRAIN_STEPS : 200 )) \
+    --trainer.logger false --trainer.enable_progress_bar false --checkpoint.dirpath $R/pretrain/checkpoints \
+    --report.export_dir $B
+  [ -f $B/model.safetensors ] || { say "no pre-trained backbone at $B"; exit 1; }
+fi
+say "backbone: $B"
 say "settings: RUN=$RUN SEED=$SEED STEPS=$STEPS BASES=$BASES HEAD=$HEAD BASELINES=$BASELINES SEGMENTS=$SEGMENTS DILATIONS=$DILATIONS"
 
 fit_length() {  # one length: fine-tune, report, copy the report under $OUT
