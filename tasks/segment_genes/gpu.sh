@@ -15,7 +15,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . scripts/device.sh
 DEADLINE_S=${DEADLINE_S:-560}
-STEPS=${STEPS:-600}
+STEPS=${STEPS:-250}
 BASES=${BASES:-65536}
 HEAD=${HEAD:-unet}
 BASELINES=${BASELINES:-[]}
@@ -57,7 +57,7 @@ fit_length() {  # one length: fine-tune, report, copy the report under $OUT
     --data.annotation $A --model.init_weights $B --model.head $HEAD --data.split.block_size 1000000 \
     --data.context_length $L --data.batch_size $BS --seed_everything $SEED --data.seed $SEED \
     --model.backbone.segment_lengths "$SEGMENTS" --model.backbone.dilation_rates "$DILATIONS" \
-    --trainer.accelerator ${ACCEL:-gpu} --trainer.max_steps $STEPS --trainer.max_time ${MAX_TIME:-00:00:04:00} \
+    --trainer.accelerator ${ACCEL:-gpu} --trainer.max_steps $STEPS --trainer.max_time ${MAX_TIME:-00:00:04:30} \
     --trainer.val_check_interval $(( STEPS < 50 ? STEPS : 50 )) --trainer.enable_progress_bar false \
     --trainer.logger false --model.head_warmup_steps $(( STEPS < 100 ? 1 : 20 )) --data.val_windows $VW \
     --data.test_windows ${TEST_WINDOWS:-null} --report.segment_max_bases ${MAX_BASES:-2000000} \
