@@ -3,8 +3,8 @@ windows as `finetune.yaml`) read at every layer, one strand or both, beside k-me
 validation split from a finer grid than the report's. A diagnostic for README.md, not part of the task's run.
 
     python tasks/promoters_chr20/probe_readings.py runs/tasks/chr20/backbone     # about 8 min on 2 CPU cores
-    python tasks/promoters_chr20/probe_readings.py runs/tasks/tair10_chr1_k4/backbone --kmer-size 4 \
-        --context-length 2000 --regions runs/tasks/genes_tair10_chr1/regions.bed \
+    python tasks/promoters_chr20/probe_readings.py runs/tasks/tair10_chr1_k4/backbone --context-length 2000 \
+        --regions runs/tasks/genes_tair10_chr1/regions.bed \
         --fasta ../shared/data/genomes/tair10_chr1.fna.gz                     # genes_tair10_chr1's windows
 """
 
@@ -67,14 +67,13 @@ def main() -> None:
     parser.add_argument("--regions", default="runs/tasks/promoters_chr20/regions.bed")
     parser.add_argument("--fasta", default="../shared/data/genomes/grch37_chr20.fa.gz")
     parser.add_argument("--context-length", type=int, default=1000, help="the task's window (finetune.yaml)")
-    parser.add_argument("--kmer-size", type=int, default=1, help="the backbone's tokens")
     args = parser.parse_args()
 
+    backbone = load_pretrained(args.backbone).float().eval()
     split = SplitConfig(by="block", block_size=1_000_000, val_fraction=0.1, test_fraction=0.2, seed=0)
     datamodule = RegionDataModule(args.fasta, args.regions, context_length=args.context_length,
-                                  kmer_size=args.kmer_size, split=split)
+                                  kmer_size=backbone.info.kmer_size, split=split)   # windows in the backbone's tokens
     datamodule.setup("fit")
-    backbone = load_pretrained(args.backbone).float().eval()
     splits = ("train", "val", "test")
     t0 = time.perf_counter()
     means = {s: layer_means(backbone, datamodule, s) for s in splits}
