@@ -38,9 +38,10 @@ def load_runs(prefix: str) -> dict[int, list[dict]]:
 
 
 def per_seed(reports: list[dict], model: str, cls: str | None = None, metric: str = "mcc") -> list[float]:
-    """One metric of one model, a value per seed: its mean over the classes, or one class's."""
+    """One metric of one model, a value per seed that ran it (a seed may leave out the baselines): its mean over the
+    classes, or one class's."""
     return [r["models"][model]["mean"][metric] if cls is None else r["models"][model]["per_class"][cls][metric]
-            for r in reports]
+            for r in reports if model in r["models"]]
 
 
 def main() -> None:
