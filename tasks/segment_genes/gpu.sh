@@ -7,6 +7,8 @@
 #   DEADLINE_S=560 bash tasks/segment_genes/gpu.sh
 # PRETRAIN_STEPS=N first pre-trains a fresh backbone on the GPU (tasks/genes_tair10_chr1/pretrain.yaml on the
 # training blocks of this study's split, PRETRAIN_LENGTH-base windows, at most PRETRAIN_TIME) and fine-tunes that.
+# BACKBONE picks another bundled backbone, e.g. the 4-mer one (README, "The 4-mer backbone on a CPU"), with
+# SEGMENTS/DILATIONS in its tokens and --data.kmer_size 4 among the extra flags.
 # A CPU smoke run: ACCEL=cpu STEPS=2 MAX_TIME=00:00:01:00 TEST_WINDOWS=8 LENGTHS="1024 4096" EVAL_MODELS=4096 \
 #   EVAL_STRIDE=64 bash tasks/segment_genes/gpu.sh
 # Under $OUT (at most 8 files come back): log.txt, fits.txt (each fit's output, tail), context_L.json per length,
@@ -32,7 +34,7 @@ device_start
 I=runs/tasks/segment_genes/inputs
 G=$I/tair10_chr1.fna.gz
 A=$I/tair10_chr1.gff.gz
-B=runs/tasks/tair10_chr1/backbone
+B=${BACKBONE:-runs/tasks/tair10_chr1/backbone}   # bundled by bundle.sh with the same BACKBONE
 R=runs/tasks/segment_genes/gpu${RUN:+_$RUN}
 mkdir -p $R
 step 60 python3 tasks/segment_genes/make_split.py $G runs/tasks/segment_genes/split --block-size 1000000
