@@ -34,7 +34,8 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def random_segmenter(out, classes=CLASSES, k: int = 1, window: int = 512, seed: int | None = None, head: str = "conv"):
+def random_segmenter(out, classes=CLASSES, k: int = 1, window: int = 512, seed: int | None = None, head: str = "conv",
+                     base_channels: int = 0):
     """A 1-layer segmenter with random weights, its output layer scaled up so probabilities spread over (0, 1)."""
     if seed is not None:
         torch.manual_seed(seed)
@@ -42,10 +43,12 @@ def random_segmenter(out, classes=CLASSES, k: int = 1, window: int = 512, seed: 
     cfg = LongNetConfig(vocab_size=tok.vocab_size, n_layers=1, d_model=32, n_heads=2, segment_lengths=[64, 128, 256],
                         dilation_rates=[1, 2, 4])
     net = SegmenterNet(LongNet(cfg, causal=True), len(classes), k, head, "both",
-                       torch.as_tensor(tok.reverse_complement_ids), tok.pad_id, 16, 5, head_levels=3, head_pool=4)
+                       torch.as_tensor(tok.reverse_complement_ids), tok.pad_id, 16, 5, head_levels=3, head_pool=4,
+                       head_base_channels=base_channels, head_base_kernel=7, token_bases=tok.base_codes)
     with torch.no_grad():
         net.head.out.weight.normal_(0.0, 1.0)
     shape = {"kind": head, "hidden": 16, "kernel": 5} | ({"levels": 3, "pool": 4} if head == "unet" else {})
+    shape |= {"base_channels": base_channels, "base_kernel": 7} if base_channels else {}
     info = SegmenterInfo(cfg, True, k, list(classes), shape, "both", window)
     return export_segmenter(net, info, out)
 
@@ -73,9 +76,10 @@ def reference_gff3(path, probs: dict[str, np.ndarray], classes, lengths, options
 # every base from the window that keeps it -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("head", ["conv", "unet"])
-def test_track_values_equal_the_segmenter_run_on_the_window_that_keeps_each_base(tmp_path, cache_dir, head) -> None:
-    model_dir = random_segmenter(tmp_path / "seg", window=512, head=head)
+@pytest.mark.parametrize(("head", "base_channels"), [("conv", 0), ("unet", 0), ("conv", 8)])
+def test_track_values_equal_the_segmenter_run_on_the_window_that_keeps_each_base(tmp_path, cache_dir, head,
+                                                                                  base_channels) -> None:
+    model_dir = random_segmenter(tmp_path / "seg", window=512, head=head, base_channels=base_channels)
     end = 100_000                                                                 # the whole contig
     outs = annotate(model_dir, CHR20, tmp_path / "a.gff3", cache_dir=cache_dir, batch_size=4, progress=False)
     assert [p.name for p in outs] == ["a.gff3"] + [f"a.{c}.bedGraph" for c in CLASSES]
@@ -95,7 +99,8 @@ def test_track_values_equal_the_segmenter_run_on_the_window_that_keeps_each_base
             expected = torch.sigmoid(net(ids))[0].numpy()                           # (512, classes), float64
         kept = slice(tile.keep_start - tile.start, tile.keep_end - tile.start)
         expected[ids[0].numpy() == tok.n_id] = np.nan
-        np.testing.assert_allclose(probs[tile.keep_start : tile.keep_end], expected[kept], atol=1e-3)
+        # bedGraph keeps 3 decimals (5e-4) and the run is float32 (the U-Net's random weights drift up to 9e-4)
+        np.testing.assert_allclose(probs[tile.keep_start : tile.keep_end], expected[kept], atol=1.5e-3)
         if i + 1 < len(tiles):  # the next window sees the same bases from elsewhere: another value, often
             after = tiles[i + 1]
             ids = torch.from_numpy(tok.encode(CHR20_TEXT[after.start : after.end]).astype(np.int64))[None]

@@ -174,6 +174,11 @@ class KmerTokenizer:
         """The reverse-complement id of every token id (specials map to themselves), for models that flip windows."""
         return self._rc_table
 
+    @property
+    def base_codes(self) -> np.ndarray:
+        """(vocab, k) base codes of every token id (A0 C1 G2 T3, first base first); N and the specials give 4."""
+        return np.concatenate([self._kmer_digits(), np.full((self.vocab_size - self.n_id, self.k), N_CODE)])
+
     def reverse_complement(self, ids: ArrayLike) -> np.ndarray:
         """Reverse complement on token ids: equals encoding the reverse-complemented bases when the tokens cover
         the window exactly ((L - k) % stride == 0); specials keep their id."""

@@ -72,10 +72,7 @@ def pos_weights(frequencies: np.ndarray, cap: float) -> Tensor:
 def token_base_codes(tokenizer: KmerTokenizer) -> Tensor:
     """(vocab, k) base codes of every token id (the k-mer digits, first base most significant); N and the
     specials give 4."""
-    k, ids = tokenizer.k, np.arange(tokenizer.vocab_size)
-    digits = (ids[:, None] // 4 ** np.arange(k - 1, -1, -1)) % 4             # (vocab, k)
-    digits[ids >= tokenizer.n_id] = 4
-    return torch.as_tensor(digits, dtype=torch.long)
+    return torch.as_tensor(tokenizer.base_codes, dtype=torch.long)
 
 
 class SegmentationTask(L.LightningModule):
@@ -199,6 +196,8 @@ class Segmenter(SegmentationTask):
         head_kernel: int = 9,
         head_levels: int = 5,
         head_pool: int = 4,
+        head_base_channels: int = 0,
+        head_base_kernel: int = 15,
         head_dropout: float = 0.1,
         finetune: Literal["full", "frozen"] = "full",
         backbone_lr_scale: float = 1.0,
@@ -228,6 +227,10 @@ class Segmenter(SegmentationTask):
             head_kernel: kernel (tokens, odd) of the head's convolutions.
             head_levels: the U-Net's coarser resolutions (its receptive field grows with head_pool ** head_levels).
             head_pool: how many times coarser each U-Net level is than the one above.
+            head_base_channels: 0 gives each base's logits from its token's state alone; more refines them at base
+                resolution: the head's output up-sampled to this many channels per base, the one-hot bases added,
+                two convolutions of head_base_kernel bases (k-mer tokens blur where a splice site lies in them).
+            head_base_kernel: kernel (bases, odd) of the base-resolution convolutions.
             head_dropout: dropout on the states the head reads.
             finetune: full (train everything) or frozen (train only the head).
             backbone_lr_scale: the backbone's learning rate is optimizer.lr times this.
@@ -250,11 +253,14 @@ class Segmenter(SegmentationTask):
         if head_kernel % 2 == 0 or (head == "unet" and (head_levels < 1 or head_pool < 2)):
             raise ConfigError(f"model head_kernel={head_kernel} must be odd, and a unet head needs head_levels >= 1 "
                               f"and head_pool >= 2 (got {head_levels}, {head_pool})")
+        if head_base_channels < 0 or head_base_kernel % 2 == 0:
+            raise ConfigError(f"model head_base_channels={head_base_channels} must be >= 0 and head_base_kernel="
+                              f"{head_base_kernel} odd")
         self.tokenizer = make_tokenizer(kmer_size)
         self.kmer_size, self.context_length, self.init_weights = kmer_size, context_length, init_weights
         self.finetune, self.backbone_lr_scale, self.head_warmup_steps = finetune, backbone_lr_scale, head_warmup_steps
         self.head_args = {"kind": head, "hidden": head_hidden, "kernel": head_kernel, "levels": head_levels,
-                          "pool": head_pool}
+                          "pool": head_pool, "base_channels": head_base_channels, "base_kernel": head_base_kernel}
         self.head_dropout = head_dropout
         model = self._backbone(init_weights, backbone, causal)
         check_window(model.cfg, context_length, kmer_size)
@@ -262,10 +268,12 @@ class Segmenter(SegmentationTask):
         rc_ids = torch.as_tensor(self.tokenizer.reverse_complement_ids) if self.strands == "both" else None
         # the head gets its size in setup(), from the data's classes
         self.net = SegmenterNet(model, 1, kmer_size, head, self.strands, rc_ids, self.tokenizer.pad_id, head_hidden,
-                                head_kernel, head_dropout, head_levels, head_pool)
+                                head_kernel, head_dropout, head_levels, head_pool, head_base_channels,
+                                head_base_kernel, token_base_codes(self.tokenizer))
         settings = {"init_weights": init_weights, "causal": model.causal, "strands": self.strands,
                     "head": head, "head_hidden": head_hidden, "head_kernel": head_kernel,
                     "head_levels": head_levels, "head_pool": head_pool,
+                    "head_base_channels": head_base_channels, "head_base_kernel": head_base_kernel,
                     "head_dropout": head_dropout, "finetune": finetune,
                     "backbone_lr_scale": backbone_lr_scale, "head_warmup_steps": head_warmup_steps,
                     "max_pos_weight": max_pos_weight,
@@ -321,9 +329,9 @@ class Segmenter(SegmentationTask):
         weights, the backbone trained too even when this one's is frozen: the no-pre-training baseline."""
         h = self.head_args
         return Segmenter(None, self.backbone.cfg, self.backbone.causal, self.strands, h["kind"], h["hidden"],
-                         h["kernel"], h["levels"], h["pool"], self.head_dropout, "full", self.backbone_lr_scale or 1.0,
-                         self.head_warmup_steps, self.max_pos_weight, self.val_max_bases, self.optim, self.kmer_size,
-                         self.context_length)
+                         h["kernel"], h["levels"], h["pool"], h["base_channels"], h["base_kernel"], self.head_dropout,
+                         "full", self.backbone_lr_scale or 1.0, self.head_warmup_steps, self.max_pos_weight,
+                         self.val_max_bases, self.optim, self.kmer_size, self.context_length)
 
 
 class ConvSegmenterModule(SegmentationTask):
