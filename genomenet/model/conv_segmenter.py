@@ -27,6 +27,11 @@ def dilation_schedule(receptive_field: int, kernel: int = 3, first: int = STEM_K
     return dilations
 
 
+def one_hot_bases(codes: Tensor) -> Tensor:
+    """Base codes (b, L), A0 C1 G2 T3 and 4 for N or padding -> (b, 4, L) floats, N all zero."""
+    return F.one_hot(codes, 5)[..., :4].transpose(1, 2).float()
+
+
 class ResidualConv(nn.Module):
     """x + W2 gelu(dilated conv(norm(x))), normalised per position (no statistics across the window)."""
 
@@ -59,9 +64,7 @@ class ConvSegmenter(nn.Module):
         """Bases each logit reads (centred on its base)."""
 
     def forward(self, input_ids: Tensor) -> Tensor:
-        bases = self.token_bases[input_ids].flatten(1)                       # (b, L) codes 0..4
-        x = F.one_hot(bases, 5)[..., :4].transpose(1, 2).float()             # (b, 4, L), N all zero
-        x = self.stem(x)                                                     # (b, channels, L)
+        x = self.stem(one_hot_bases(self.token_bases[input_ids].flatten(1)))   # (b, channels, L)
         for block in self.blocks:
             x = block(x)
         return self.out(x).transpose(1, 2)                                   # (b, L, classes)

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812 - the usual name
 
 from genomenet.errors import InputFileError
+from genomenet.model.conv_segmenter import one_hot_bases
 from genomenet.model.heads import both_strand_states
 from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.model.pretrained import CONFIG, WEIGHTS, write_model_dir
@@ -96,8 +97,7 @@ class SegmentationHead(nn.Module):
         if bases is None or bases.shape != (b, n * self.k):
             raise ValueError(f"a head with base_channels needs the window's bases, shape {(b, n * self.k)}")
         x = self.up(x).view(b, n * self.k, self.base_channels).transpose(1, 2)      # (b, channels, bases)
-        one_hot = F.one_hot(bases.clamp(0, 4), 5)[..., :4].transpose(1, 2).to(x.dtype)  # N all zero
-        x = x + self.base_in(one_hot)
+        x = x + self.base_in(one_hot_bases(bases).to(x.dtype))
         for conv in self.base_convs:
             x = x + F.gelu(conv(x))
         return self.out(x.transpose(1, 2))
