@@ -144,8 +144,9 @@ def annotate_main(argv: list[str]) -> int:
     add_inference_arguments(parser, "output GFF3, e.g. run/a.gff3; the tracks go beside it, one per class, as "
                             "run/a.<class>.bedGraph (run/a.<class>.bw with --bigwig). Rerun the same command to "
                             "resume an interrupted run")
-    parser.add_argument("--threshold", type=float, default=0.5, help="a base has a class at this probability or "
-                        "more (default 0.5)")
+    parser.add_argument("--threshold", type=float, help="a base has a class at this probability or more, for every "
+                        "class (default: each class's threshold picked on validation when the model was fitted, "
+                        "0.5 for a model exported without them)")
     parser.add_argument("--min-exon", type=int, default=10, help="shortest exon call kept, bases (default 10)")
     parser.add_argument("--min-gene", type=int, default=100, help="shortest gene call kept, bases (default 100)")
     parser.add_argument("--max-gap", type=int, default=0, help="bridge gaps of up to this many bases in a gene call "
@@ -162,10 +163,12 @@ def annotate_main(argv: list[str]) -> int:
 
     if args.sequence_parallel != 1:
         raise ConfigError("annotate runs each window on one device: --sequence-parallel is not supported")
-    decode = DecodeOptions(args.threshold, args.min_exon, args.min_gene, args.max_gap)
+    decode = DecodeOptions(threshold=0.5 if args.threshold is None else args.threshold, min_exon=args.min_exon,
+                           min_gene=args.min_gene, max_gap=args.max_gap)
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
-    options = AnnotateOptions(args.window, args.context, decode, not args.no_tracks, classes, args.bigwig,
-                              args.max_gene_length)
+    options = AnnotateOptions(window=args.window, context=args.context, decode=decode,
+                              model_thresholds=args.threshold is None, tracks=not args.no_tracks, classes=classes,
+                              bigwig=args.bigwig, max_gene=args.max_gene_length)
     outs = annotate(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
                     args.batch_size, args.cache_dir, progress=not args.quiet)
     print(f"annotation: {outs[0]}")

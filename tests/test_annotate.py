@@ -14,7 +14,7 @@ from torch import nn
 import genomenet.downstream.annotate as annotate_module
 from genomenet.cli import main
 from genomenet.data.tokenizers import make_tokenizer
-from genomenet.downstream.annotate import AnnotateOptions, GeneStream, annotate, quantized
+from genomenet.downstream.annotate import AnnotateOptions, GeneStream, annotate, quantized, with_model_thresholds
 from genomenet.downstream.gene_decoding import DecodeOptions, GFF3Writer, decode_features
 from genomenet.inference.tiling import tile_region
 from genomenet.model.longnet import LongNet, LongNetConfig
@@ -35,8 +35,9 @@ def one_thread():
 
 
 def random_segmenter(out, classes=CLASSES, k: int = 1, window: int = 512, seed: int | None = None, head: str = "conv",
-                     base_channels: int = 0):
-    """A 1-layer segmenter with random weights, its output layer scaled up so probabilities spread over (0, 1)."""
+                     base_channels: int = 0, thresholds: dict[str, float] | None = None, out_scale: float = 1.0):
+    """A 1-layer segmenter with random weights, its output layer scaled up so probabilities spread over (0, 1)
+    (out_scale 0: every probability is exactly 0.5)."""
     if seed is not None:
         torch.manual_seed(seed)
     tok = make_tokenizer(k)
@@ -46,10 +47,12 @@ def random_segmenter(out, classes=CLASSES, k: int = 1, window: int = 512, seed: 
                        torch.as_tensor(tok.reverse_complement_ids), tok.pad_id, 16, 5, head_levels=3, head_pool=4,
                        head_base_channels=base_channels, head_base_kernel=7, token_bases=tok.base_codes)
     with torch.no_grad():
-        net.head.out.weight.normal_(0.0, 1.0)
+        net.head.out.weight.normal_(0.0, out_scale)
+        if out_scale == 0:
+            net.head.out.bias.zero_()
     shape = {"kind": head, "hidden": 16, "kernel": 5} | ({"levels": 3, "pool": 4} if head == "unet" else {})
     shape |= {"base_channels": base_channels, "base_kernel": 7} if base_channels else {}
-    info = SegmenterInfo(cfg, True, k, list(classes), shape, "both", window)
+    info = SegmenterInfo(cfg, True, k, list(classes), shape, "both", window, thresholds)
     return export_segmenter(net, info, out)
 
 
@@ -148,6 +151,38 @@ def test_regions_bigwig_class_subset_and_the_command_line(tmp_path, cache_dir, c
     gff3 = bedgraphs[0].read_text()
     assert gff3 == bigwigs[0].read_text() == (tmp_path / "n.gff3").read_text()
     assert gff3.startswith(f"##gff-version 3\n##sequence-region {CHR20_NAME} 1 100000\n")
+
+
+def test_features_are_called_at_the_models_thresholds_unless_a_threshold_is_given(tmp_path, cache_dir,
+                                                                                  capsys) -> None:
+    own = {c: 0.4 if c in ("gene", "exon") else 0.6 for c in CLASSES}   # every probability is 0.5
+    model_dir = random_segmenter(tmp_path / "seg", window=256, thresholds=own, out_scale=0.0)
+    assert load_segmenter(model_dir, make_tokenizer).info.thresholds == own
+    bed = tmp_path / "r.bed"
+    bed.write_text(f"{CHR20_NAME}\t5000\t7000\n")
+    lengths = {CHR20_NAME: 100_000}
+    outs = annotate(model_dir, CHR20, tmp_path / "m.gff3", bed, cache_dir=cache_dir, progress=False)
+    probs = read_tracks(dict(zip(CLASSES, outs[1:])), lengths)
+    at_model = reference_gff3(tmp_path / "ref_m.gff3", probs, CLASSES, lengths, DecodeOptions(class_thresholds=own))
+    assert outs[0].read_text() == at_model
+    assert at_model.count("\tgene\t") == at_model.count("\texon\t") == 1 and "\tCDS\t" not in at_model
+    code = main(["annotate", "--model", str(model_dir), "--fasta", str(CHR20), "--regions", str(bed), "--out",
+                 str(tmp_path / "h.gff3"), "--threshold", "0.5", "--no-tracks", "--cache-dir", str(cache_dir),
+                 "--quiet"])
+    at_half = reference_gff3(tmp_path / "ref_h.gff3", probs, CLASSES, lengths, DecodeOptions(threshold=0.5))
+    assert code == 0 and (tmp_path / "h.gff3").read_text() == at_half
+    assert at_half.count("\tgene\t") == at_half.count("\tCDS\t") == 1
+    capsys.readouterr()
+
+
+def test_the_models_thresholds_decode_unless_switched_off_and_a_class_threshold_given_wins() -> None:
+    model = {"gene": 0.3, "exon": 0.7}
+    assert with_model_thresholds(AnnotateOptions(), model).decode.class_thresholds == model
+    assert with_model_thresholds(AnnotateOptions(model_thresholds=False), model) == AnnotateOptions(
+        model_thresholds=False)
+    assert with_model_thresholds(AnnotateOptions(), None) == AnnotateOptions()
+    own = AnnotateOptions(decode=DecodeOptions(class_thresholds={"exon": 0.9}))
+    assert with_model_thresholds(own, model).decode.class_thresholds == {"gene": 0.3, "exon": 0.9}
 
 
 # the GFF3 is the decoding of the whole contig -------------------------------------------------------------------

@@ -202,6 +202,20 @@ def test_probs_that_do_not_match_the_classes_raise_naming_the_shapes() -> None:
         decode_features("chr1", np.zeros((100, 1)), ["CDS"])
     with pytest.raises(ValueError, match="threshold"):
         DecodeOptions(threshold=0)
+    with pytest.raises(ValueError, match="threshold 1.5 of class gene"):
+        DecodeOptions(class_thresholds={"gene": 1.5})
+
+
+def test_a_class_threshold_takes_the_place_of_the_threshold_for_that_class_only() -> None:
+    probs = paint(TRUTH, LENGTH)
+    probs[:, CLASSES.index("gene")] *= 0.6                                   # gene bases at 0.59, exons at 0.98
+    assert summary(decode_features("chr1", probs, CLASSES)) == EXPECTED
+    assert decode_features("chr1", probs, CLASSES, options=DecodeOptions(class_thresholds={"gene": 0.7})) == []
+    assert decode_features("chr1", probs, CLASSES, options=DecodeOptions(threshold=0.7)) == []
+    lowered = DecodeOptions(threshold=0.7, class_thresholds={"gene": 0.5})   # exons still called at 0.7
+    assert summary(decode_features("chr1", probs, CLASSES, options=lowered)) == EXPECTED
+    no_exons = DecodeOptions(class_thresholds={"gene": 0.5, "exon": 0.99})  # genes without exon calls are dropped
+    assert decode_features("chr1", probs, CLASSES, options=no_exons) == []
 
 
 def read_gff3(path: Path) -> tuple[list[str], list[list[str]]]:

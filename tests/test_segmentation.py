@@ -24,7 +24,7 @@ from genomenet.data.segment_datamodule import SegmentDataModule
 from genomenet.data.splits import SplitConfig, blocks_by_chromosome, split_of
 from genomenet.data.tokenizers import N_CODE, make_tokenizer
 from genomenet.errors import ConfigError
-from genomenet.evaluation.segmentation import f1_per_class, mcc_per_class
+from genomenet.evaluation.segmentation import f1_per_class, mcc_per_class, mcc_thresholds
 from genomenet.model.conv_segmenter import ConvSegmenter, dilation_schedule
 from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.model.objectives import ObjectiveConfig
@@ -325,6 +325,18 @@ def test_base_level_mcc_and_f1_equal_scikit_learn() -> None:
                                                                              zero_division=0))
 
 
+def test_validation_thresholds_reach_the_best_mcc_that_any_cut_of_the_probabilities_gives() -> None:
+    rng = np.random.default_rng(0)
+    targets = rng.random((400, 4)) < [0.3, 0.05, 0.0, 0.6]
+    probs = np.round(np.clip(0.35 * targets + 0.8 * rng.random((400, 4)), 0, 1), 2).astype(np.float32)  # ties
+    thresholds = mcc_thresholds(targets, probs)
+    for c in (0, 1, 3):
+        best = max(matthews_corrcoef(targets[:, c], probs[:, c] >= t) for t in np.unique(probs[:, c]))
+        assert matthews_corrcoef(targets[:, c], probs[:, c] >= thresholds[c]) == pytest.approx(best)
+        assert 0 < thresholds[c] <= 1
+    assert thresholds[2] == 0.5                                           # no positive base: the default
+
+
 # end to end --------------------------------------------------------------------------------------------------
 
 
@@ -385,9 +397,15 @@ def test_fit_learns_a_planted_exon_signal_and_ends_with_the_contract_lines(tmp_p
     assert set(report["mean_over"]) == {"gene", "exon", "intergenic"}
     assert len(report["models"]) == 3 and float(line.group(1)) == pytest.approx(
         report["models"]["fine-tuned LongNet"]["mean"]["mcc"], abs=1e-3)
+    for row in report["models"].values():
+        assert set(row["validation_thresholds"]) == set(report["classes"])
+        assert all(0 < t <= 1 for t in row["validation_thresholds"].values())
+        assert -1 <= row["mean_at_validation_thresholds"]["mcc"] <= 1
     assert (tmp_path / "run" / "split.tsv").is_file() and (tmp_path / "run" / "test.bed").is_file()
     net = load_segmenter(tmp_path / "run" / "model", make_tokenizer)
     assert net.info.classes[:2] == ["gene", "exon"] and net.info.context_length == 128 and sites > 100
+    assert net.info.thresholds == report["models"]["fine-tuned LongNet"]["validation_thresholds"]
+    assert any(line.startswith("| mean MCC / F1 at per-class thresholds picked on validation |") for line in out)
     best = next(line for line in out if line.startswith("reporting the best checkpoint by val/mcc: "))
     from_checkpoint = load_segmenter(best.split(": ", 1)[1], make_tokenizer)
     ids = torch.randint(0, 4, (2, 128))

@@ -77,6 +77,9 @@ class AnnotateOptions:
     """Least context per base, on each side (left only for a one-strand causal model); -1: window / 8 (/ 4)."""
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     """How probabilities become gene, mRNA, exon and CDS calls."""
+    model_thresholds: bool = True
+    """Call each class at the model's own threshold (picked on validation at fit) where it has one, in place of
+    decode.threshold; False: decode's thresholds only."""
     tracks: bool = True
     """Write the per-class probability tracks (False: only the GFF3)."""
     classes: tuple[str, ...] = ()
@@ -179,6 +182,15 @@ def output_paths(out: Path, classes: list[str], options: AnnotateOptions) -> tup
     return out, {c: out.with_name(f"{out.stem}.{name}{suffix}") for c, name in names.items()}
 
 
+def with_model_thresholds(options: AnnotateOptions, thresholds: dict[str, float] | None) -> AnnotateOptions:
+    """`options` whose decoding calls each class at the model's threshold (`thresholds`, picked on validation),
+    unless options.model_thresholds is off or the model has none; a class's own decode threshold still wins."""
+    if not options.model_thresholds or not thresholds:
+        return options
+    decode = replace(options.decode, class_thresholds={**thresholds, **options.decode.class_thresholds})
+    return replace(options, decode=decode)
+
+
 def annotate(
     model: str | Path,
     fasta: str | Path,
@@ -198,6 +210,7 @@ def annotate(
         raise InputFileError(f"--fasta {fasta}: no such FASTA file")
     runner = SegmenterRunner.load(model, device, precision, batch_size)
     classes = runner.classes
+    options = with_model_thresholds(options, runner.model.info.thresholds)
     if not {"gene", "exon", "intron"} & set(classes):
         raise ConfigError(f"--model {model}: its classes ({', '.join(classes)}) include none of gene, exon, intron; "
                           "there are no genes to decode")
@@ -302,7 +315,8 @@ class GeneStream:
         n, reach = len(self.held), self.options.max_gap + 1
         genic = self.held[:, self.genic]
         names = [self.names[j] for j in self.genic]
-        calls = gene_calls(ClassTrack(probabilities(genic), names, self.options.threshold),
+        calls = gene_calls(ClassTrack(probabilities(genic), names, self.options.threshold,
+                                      self.options.class_thresholds),
                            replace(self.options, min_gene=1))
         if not calls or n - calls[-1][1] >= reach:
             return max(0, n - reach)

@@ -3,7 +3,8 @@
 `probs` is (n_bases, n_classes) for bases offset..offset+n of one chromosome, column j the probability of
 `classes[j]` (multi-label: sigmoid outputs, each column on its own). Class names used, all optional: "gene", "exon",
 "intron", "CDS", "splice_donor", "splice_acceptor", "five_prime_UTR", "three_prime_UTR"; other columns are ignored.
-A base *has* a class when its probability is at least `threshold` (NaN, no prediction: it does not).
+A base *has* a class when its probability is at least the class's threshold (`class_thresholds`, else
+`threshold`; NaN, no prediction: it does not).
 
 The decoding, the contract:
 
@@ -40,7 +41,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -56,7 +57,7 @@ class DecodeOptions:
     """How per-base probabilities become feature calls (see the module docstring for the rules)."""
 
     threshold: float = 0.5
-    """A base has a class when its probability is at least this."""
+    """A base has a class when its probability is at least this (a class not in `class_thresholds`)."""
     min_exon: int = 10
     """Exon calls shorter than this (bases) are dropped."""
     min_gene: int = 100
@@ -73,10 +74,15 @@ class DecodeOptions:
     """Exonic bases at each end of a transcript over which UTR probabilities are averaged."""
     strand_margin: float = 0.1
     """Least mean evidence difference (probability units, 0..1) for calling a strand; below it the strand is '.'."""
+    class_thresholds: dict[str, float] = field(default_factory=dict)
+    """Per class, a threshold in place of `threshold` (a model's, picked on validation: SegmenterInfo.thresholds)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
             raise ConfigError(f"threshold {self.threshold}: give a probability in (0, 1]")
+        for name, value in self.class_thresholds.items():
+            if not 0 < value <= 1:
+                raise ConfigError(f"threshold {value} of class {name}: give a probability in (0, 1]")
         for name in ("min_exon", "min_gene", "min_cds", "splice_window", "utr_window"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} {getattr(self, name)}: give at least 1")
@@ -126,9 +132,10 @@ def runs(mask: np.ndarray, max_gap: int = 0) -> list[tuple[int, int]]:
 
 
 class ClassTrack:
-    """`probs` with its class names: a class's values, means and calls (probability >= threshold) by name."""
+    """`probs` with its class names: a class's values, means and calls (probability >= its threshold) by name."""
 
-    def __init__(self, probs: np.ndarray, classes: Sequence[str], threshold: float):
+    def __init__(self, probs: np.ndarray, classes: Sequence[str], threshold: float,
+                 class_thresholds: dict[str, float] | None = None):
         probs, classes = np.asarray(probs), list(classes)
         if probs.ndim != 2 or probs.shape[1] != len(classes):
             raise ConfigError(f"probs has shape {probs.shape} but {len(classes)} classes were given ({classes}): "
@@ -138,7 +145,7 @@ class ClassTrack:
         if not {"gene", "exon", "intron"} & set(classes):
             raise ConfigError(f"classes {classes}: none of 'gene', 'exon', 'intron', so there is nothing to call "
                               "genes from")
-        self.probs, self.threshold = probs, threshold
+        self.probs, self.threshold, self.class_thresholds = probs, threshold, dict(class_thresholds or {})
         self.column = {name: j for j, name in enumerate(classes)}
 
     def has(self, name: str) -> bool:
@@ -148,7 +155,7 @@ class ClassTrack:
         return self.probs[start:end, self.column[name]]
 
     def called(self, name: str, start: int = 0, end: int | None = None) -> np.ndarray:
-        return self.values(name, start, end) >= self.threshold
+        return self.values(name, start, end) >= self.class_thresholds.get(name, self.threshold)
 
     def mean(self, name: str, start: int, end: int) -> float:
         return float(np.mean(self.values(name, start, end), dtype=np.float64)) if end > start else math.nan
@@ -163,7 +170,7 @@ def decode_features(chrom: str, probs: np.ndarray, classes: Sequence[str], offse
     """Genes, mRNAs, exons (and CDS when 'CDS' is a class) called from `probs`, (n_bases, n_classes) for bases
     offset..offset+n of `chrom`, in GFF3 order; the rules are in the module docstring."""
     options = options or DecodeOptions()
-    track = ClassTrack(probs, classes, options.threshold)
+    track = ClassTrack(probs, classes, options.threshold, options.class_thresholds)
     groups: list[list[Feature]] = []  # a gene with its mRNA, exons and CDS
     for start, end in gene_calls(track, options):
         exons = exon_calls(track, start, end, options) if track.has("exon") else []

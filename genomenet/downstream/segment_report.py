@@ -10,7 +10,9 @@ validation by the metric the model's checkpoints monitor:
 
 Every model is scored on the same bases: the known (not N) bases of the test tiles, every `stride`-th base of each
 window when the tiles hold more than `report.segment_max_bases`. Per class: MCC and F1 at threshold 0.5 on the
-sigmoid, and AUPRC (scikit-learn); means over the classes that have positive and negative test bases.
+sigmoid, and AUPRC (scikit-learn); means over the classes that have positive and negative test bases. Beside them,
+each model's mean MCC and F1 at per-class thresholds picked on the validation tiles (the best validation MCC,
+`mcc_thresholds`); the exported model keeps its thresholds, which `genomenet annotate` calls features with.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import copy
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -28,7 +30,13 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from tqdm import tqdm
 
-from genomenet.evaluation.segmentation import SEGMENT_METRICS, base_metrics, mean_metrics, scored_classes
+from genomenet.evaluation.segmentation import (
+    SEGMENT_METRICS,
+    base_metrics,
+    mcc_thresholds,
+    mean_metrics,
+    scored_classes,
+)
 from genomenet.model.segmenter import export_segmenter
 from genomenet.training.segmenter import ConvSegmenterModule, SegmentationTask, Segmenter
 
@@ -45,6 +53,10 @@ class SegmentReport:
     scored: list[str]
     """Classes with positive and negative test bases: the ones the means are over."""
     model_row: str
+    tuned: dict[str, dict[str, float]]
+    """Model -> mean MCC and F1 over the scored classes at its per-class thresholds picked on validation."""
+    thresholds: dict[str, dict[str, float]]
+    """Model -> class -> that threshold (0.5 for a class without positive and negative validation bases)."""
     windows: int
     bases: int
     stride: int
@@ -126,31 +138,50 @@ def test_scores(net: torch.nn.Module, loader, stride: int, device: torch.device,
     return np.concatenate(targets), np.concatenate(probs)
 
 
+def scoring_stride(n_tiles: int, context_length: int, max_bases: int) -> int:
+    """Every how many bases of a window are scored so that `n_tiles` windows give at most about `max_bases`."""
+    return max(1, math.ceil(n_tiles * context_length / max_bases))
+
+
+def validation_thresholds(net: torch.nn.Module, datamodule, device: torch.device, max_bases: int) -> np.ndarray:
+    """(C,) per-class thresholds with the best MCC on the validation tiles (at most about `max_bases` bases)."""
+    stride = scoring_stride(len(datamodule.tiles["val"]), datamodule.context_length, max_bases)
+    return mcc_thresholds(*test_scores(net, datamodule.dataloader("val"), stride, device))
+
+
 def segment_report(module: Segmenter, datamodule, trainer: L.Trainer, baselines: list[str], out_dir: Path,
                    export: bool = True, max_bases: int = 2_000_000, cnn_channels: int = 64) -> SegmentReport:
-    """Export the segmenter, train the baselines, score all of them on the test split; print the table."""
+    """Pick the segmenter's thresholds on validation and export it, train the baselines, score all of them on the
+    test split; print the table."""
     datamodule.setup()
     device = trainer.strategy.root_device
-    net = module.net.float().eval()
-    model_dir = export_segmenter(copy.deepcopy(net).cpu(), module.info(), out_dir) if export else None
-    tiles = datamodule.tiles["test"]
-    stride = max(1, math.ceil(len(tiles) * datamodule.context_length / max_bases))
-    loader = datamodule.dataloader("test")
+    classes = list(datamodule.labels.classes)
+    net = module.net.float().eval().to(device)
     model_row = "fine-tuned LongNet" if module.init_weights else "LongNet (no pre-training)"
-    targets, probs = test_scores(net.to(device), loader, stride, device, desc="scoring test windows")
+    thresholds = {model_row: validation_thresholds(net, datamodule, device, max_bases)}
+    info = replace(module.info(), thresholds=dict(zip(classes, thresholds[model_row].tolist(), strict=True)))
+    model_dir = export_segmenter(copy.deepcopy(net).cpu(), info, out_dir) if export else None
+    tiles = datamodule.tiles["test"]
+    stride = scoring_stride(len(tiles), datamodule.context_length, max_bases)
+    loader = datamodule.dataloader("test")
+    targets, probs = test_scores(net, loader, stride, device, desc="scoring test windows")
     outputs, steps = {model_row: probs}, trainer.global_step
     modules, notes = baseline_modules(module, baselines, cnn_channels) if steps else ({}, [
         "baselines skipped: this run took no optimizer step to match (they are trained after fit)"])
     for name, baseline in modules.items():
         print(f"training the baseline {name}: {steps} steps of {datamodule.batch_size} windows", flush=True)
-        trained = train_baseline(baseline, datamodule, trainer, steps)
-        outputs[name] = test_scores(trained.net.float().eval().to(device), loader, stride, device)[1]
-    classes = list(datamodule.labels.classes)
+        trained = train_baseline(baseline, datamodule, trainer, steps).net.float().eval().to(device)
+        thresholds[name] = validation_thresholds(trained, datamodule, device, max_bases)
+        outputs[name] = test_scores(trained, loader, stride, device)[1]
     scored = [c for c, keep in zip(classes, scored_classes(targets), strict=True) if keep]
     rows = {name: base_metrics(classes, targets, p) for name, p in outputs.items()}
     means = {name: mean_metrics(per_class, scored) for name, per_class in rows.items()}
-    report = SegmentReport(classes, rows, means, scored, model_row, len(tiles), len(targets), stride, steps, notes,
-                           model_dir)
+    tuned = {name: mean_metrics(base_metrics(classes, targets, p, thresholds[name]), scored)
+             for name, p in outputs.items()}
+    report = SegmentReport(classes, rows, means, scored, model_row,
+                           {name: {"mcc": m["mcc"], "f1": m["f1"]} for name, m in tuned.items()},
+                           {name: dict(zip(classes, t.tolist(), strict=True)) for name, t in thresholds.items()},
+                           len(tiles), len(targets), stride, steps, notes, model_dir)
     print(report_table(report), flush=True)
     return report
 
@@ -169,6 +200,8 @@ def report_table(report: SegmentReport) -> str:
         lines.append(f"| {c} | {positives:,} | " + " | ".join(cells) + " |")
     lines.append(f"| mean over {len(report.scored)} classes | | " + " | ".join(_cell(report.means[n]) for n in names)
                  + " |")
+    lines.append("| mean MCC / F1 at per-class thresholds picked on validation | | "
+                 + " | ".join(f"{report.tuned[n]['mcc']:.3f} / {report.tuned[n]['f1']:.3f}" for n in names) + " |")
     best = report.best_baseline()
     if best is not None:
         lines.append(f"best baseline by mean MCC: {best}; baselines trained {report.steps} steps each, like the model")
@@ -203,6 +236,8 @@ def losses(report: SegmentReport) -> list[str]:
 def write_report_json(report: SegmentReport, path: Path) -> None:
     clean = lambda v: None if isinstance(v, float) and math.isnan(v) else v
     models = {name: {"mean": {k: clean(v) for k, v in report.means[name].items()},
+                     "mean_at_validation_thresholds": {k: clean(v) for k, v in report.tuned[name].items()},
+                     "validation_thresholds": report.thresholds[name],
                      "per_class": {c: {k: clean(v) for k, v in m.items()} for c, m in per_class.items()}}
               for name, per_class in report.rows.items()}
     data = {"split": "test", "windows": report.windows, "bases_scored": report.bases, "stride": report.stride,

@@ -153,6 +153,9 @@ class SegmenterInfo:
     strands: str
     context_length: int
     """Bases per window the model was trained on: `genomenet annotate` tiles chromosomes into these by default."""
+    thresholds: dict[str, float] | None = None
+    """Per class, the probability from which a base has it, picked on the validation split for the best MCC
+    (`genomenet annotate` calls features with these); None: 0.5 for every class (exports made before them)."""
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, **asdict(self), "backbone": asdict(self.backbone)}
@@ -161,8 +164,9 @@ class SegmenterInfo:
     def from_dict(cls, d: dict) -> SegmenterInfo:
         if d.get("format") != FORMAT:
             raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
+        thresholds = d.get("thresholds")
         return cls(LongNetConfig(**d["backbone"]), d["causal"], d["kmer_size"], list(d["classes"]), dict(d["head"]),
-                   d["strands"], d["context_length"])
+                   d["strands"], d["context_length"], dict(thresholds) if thresholds is not None else None)
 
 
 def build_segmenter(info: SegmenterInfo, rc_ids: Tensor | None, pad_id: int, dropout: float = 0.0,
