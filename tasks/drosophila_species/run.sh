@@ -2,12 +2,13 @@
 # Build genome.fa and the regions, pre-train the backbone outside the val/test blocks (once), then fine-tune at 1K,
 # 8K and 32K windows on the same regions (data.split_context = 32,768: every length trains and tests on the centres
 # whose 32K window lies in one split). K=4 (the default) is the 4-mer recipe (pretrain_k4.yaml: 32K bases = 8,192
-# tokens, three full epochs at every length); K=1 the first recipe (pretrain.yaml, 1-mer tokens; on 2 CPU cores the
+# tokens, full epochs at every length); K=1 the first recipe (pretrain.yaml, 1-mer tokens; on 2 CPU cores the
 # 8K run then sees 1,200 training windows and the 32K run 300).
 #   LENGTHS="1024 32768" K=4 bash tasks/drosophila_species/run.sh [extra genomenet fit arguments]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 K=${K:-4}
+case $K in 1|4) ;; *) echo "run.sh: K takes 4 (the 4-mer recipe) or 1 (the first recipe), got $K" >&2; exit 2 ;; esac
 python tasks/drosophila_species/make_regions.py
 if [ "$K" = 4 ]; then
   backbone=runs/tasks/drosophila_k4/backbone
