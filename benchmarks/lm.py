@@ -110,16 +110,21 @@ def validation_bits(model_dir: Path, corpus: Path, context: int, span: int, devi
 
 
 def fit(attention: str, seed: int, lr: float | None, corpus: Path, run: Path, args: argparse.Namespace) -> dict:
-    """One `genomenet fit` (at learning rate `lr`, None = the config's); returns its held_out_report.json with the
-    validation figure added."""
+    """One `genomenet fit` (at learning rate `lr`, None = the config's), unless its report exists; returns its
+    held_out_report.json with the validation figure added."""
     report = run / "held_out_report.json"
-    if report.exists() and not args.rerun:
-        result = json.loads(report.read_text())
-        if "val_bits_per_byte" not in result:
-            result["val_bits_per_byte"] = validation_bits(run / "model", corpus, args.context, result["scored_bytes"],
-                                                          device="cuda" if args.accelerator == "gpu" else "cpu")
-            report.write_text(json.dumps(result, indent=2) + "\n")
-        return result
+    if args.rerun or not report.exists():
+        train(attention, seed, lr, corpus, run, args)
+    result = json.loads(report.read_text())
+    if "val_bits_per_byte" not in result:
+        result["val_bits_per_byte"] = validation_bits(run / "model", corpus, args.context, result["scored_bytes"],
+                                                      device="cuda" if args.accelerator == "gpu" else "cpu")
+        report.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def train(attention: str, seed: int, lr: float | None, corpus: Path, run: Path, args: argparse.Namespace) -> None:
+    """Run `genomenet fit` into `run` and add its wall time to the report it writes."""
     command = [
         sys.executable, "-m", "genomenet", "fit", "--config", str(REPO / "configs" / "text_lm.yaml"),
         "--data.path", str(corpus), "--data.context_length", str(args.context),
@@ -142,12 +147,10 @@ def fit(attention: str, seed: int, lr: float | None, corpus: Path, run: Path, ar
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if done.returncode != 0:
         raise SystemExit(f"{attention} seed {seed} failed; see {run / 'log.txt'}")
+    report = run / "held_out_report.json"
     result = json.loads(report.read_text())
     result["seconds"] = time.perf_counter() - t0
-    result["val_bits_per_byte"] = validation_bits(run / "model", corpus, args.context, result["scored_bytes"],
-                                                  device="cuda" if args.accelerator == "gpu" else "cpu")
     report.write_text(json.dumps(result, indent=2) + "\n")
-    return result
 
 
 def main() -> None:
@@ -181,9 +184,12 @@ def main() -> None:
         return args.lr or [CHOSEN_LR.get(attention)]
 
     jobs = [(a, s, lr) for a in args.attention for lr in rates(a) for s in args.seeds]
+    def fit_job(job: tuple[str, int, float | None]) -> dict:
+        attention, seed, lr = job
+        return fit(attention, seed, lr, corpus, out / run_name(attention, seed, args.set, lr), args)
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(jobs, pool.map(
-            lambda j: fit(j[0], j[1], j[2], corpus, out / run_name(j[0], j[1], args.set, j[2]), args), jobs)))
+        results = dict(zip(jobs, pool.map(fit_job, jobs)))
 
     rows, spread, curves, compressors, validation = {}, {}, {}, {}, {}
     for attention in args.attention:
