@@ -1,5 +1,5 @@
 """The k-mer spectrum baseline of region classification: overlapping k-mer frequencies of each window, a
-scikit-learn logistic regression on them, k chosen on validation data.
+scikit-learn logistic regression on them, k and the regularisation C chosen on validation data.
 
 Windows are read exactly as the model reads them (same bases, same strand), so the comparison is like for like.
 """
@@ -31,6 +31,12 @@ def kmer_spectrum(codes: np.ndarray, k: int) -> np.ndarray:
     rows = np.broadcast_to(np.arange(n)[:, None], ids.shape)
     counts = np.bincount((rows * 4**k + ids)[valid], minlength=n * 4**k).reshape(n, 4**k).astype(np.float32)
     return counts / np.maximum(counts.sum(1, keepdims=True), 1)
+
+
+C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+"""Inverse regularisation strengths every logistic regression of a report chooses from on validation data (the k-mer
+baseline, the frozen probe, the head's starting probe): few windows of many features want strong regularisation, many
+windows of few features weak, and no single C serves both."""
 
 
 def logistic_regression(kind: str, c: float = 1.0, seed: int = 0):

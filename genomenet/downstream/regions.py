@@ -1,7 +1,7 @@
 """Region classification after fine-tuning: the held-out report beside its baselines, and applying an exported
 classifier to new regions (`genomenet classify`).
 
-The report scores the test split with the fine-tuned model, a k-mer spectrum logistic regression (k chosen on
+The report scores the test split with the fine-tuned model, a k-mer spectrum logistic regression (k and C chosen on
 validation data) and a linear probe (logistic regression) on the frozen pre-trained backbone's mean-pooled
 embeddings, all on the same windows; says plainly when the model loses; exports the classifier.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from genomenet.baselines.kmer import FittedBaseline, choose_and_fit, kmer_spectrum, predict_probs
+from genomenet.baselines.kmer import C_GRID, FittedBaseline, choose_and_fit, kmer_spectrum, predict_probs
 from genomenet.data.cache import prepare
 from genomenet.data.intervals import read_bed_regions
 from genomenet.data.region_windows import WindowSpec, region_span, region_tokens, window_bases
@@ -61,12 +61,13 @@ def window_codes(datamodule, split: str) -> np.ndarray:
 
 
 def kmer_baseline(datamodule, kmer_sizes: list[int]) -> tuple[FittedBaseline, np.ndarray]:
-    """The k-mer spectrum baseline fitted on train (k chosen on val) and its test probabilities."""
+    """The k-mer spectrum baseline fitted on train (k and C chosen on val) and its test probabilities."""
     kind, splits = datamodule.labels.kind, datamodule.splits
     codes = {s: window_codes(datamodule, s) for s in ("train", "val", "test")}
-    options = [(f"k={k}", kmer_spectrum(codes["train"], k), kmer_spectrum(codes["val"], k), 1.0) for k in kmer_sizes]
+    spectra = {k: (kmer_spectrum(codes["train"], k), kmer_spectrum(codes["val"], k)) for k in kmer_sizes}
+    options = [(f"k={k}, C={c}", *spectra[k], c) for k in kmer_sizes for c in C_GRID]
     fitted, best = choose_and_fit(kind, "k-mer spectrum", options, splits["train"].targets, splits["val"].targets)
-    k = kmer_sizes[best]
+    k = kmer_sizes[best // len(C_GRID)]
     n = len(datamodule.labels.classes)
     return fitted, predict_probs(kind, fitted.model, kmer_spectrum(codes["test"], k), n)
 
@@ -94,7 +95,7 @@ def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int 
              "test": datamodule.window_spans("test")}
     feats = {s: window_outputs(net, tokens[s], spans[s], "features", batch_size=batch_size,
                                desc=f"embedding {s} windows (linear probe)") for s in ("train", "val", "test")}
-    options = [(f"C={c}", feats["train"], feats["val"], c) for c in (0.01, 0.1, 1.0)]
+    options = [(f"C={c}", feats["train"], feats["val"], c) for c in C_GRID]
     fitted, _ = choose_and_fit(kind, "linear probe", options, splits["train"].targets[train], splits["val"].targets)
     return fitted, predict_probs(kind, fitted.model, feats["test"], len(datamodule.labels.classes))
 
