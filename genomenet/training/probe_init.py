@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genomenet.baselines.kmer import C_GRID, choose_and_fit, logistic_regression, sklearn_targets
+from genomenet.baselines.kmer import C_GRID, logistic_regression, sklearn_targets
 from genomenet.downstream.regions import stratified_subset, window_outputs
 from genomenet.model.heads import RegionClassifierNet
 
@@ -72,7 +72,7 @@ def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batc
     calibrated loss, not by validation accuracy: on a few windows accuracy ties or favours a nearly unregularised probe
     by a window or two, and one that separates its training windows leaves fine-tuning no gradient to learn from
     (tests/test_region_finetune.py's planted motif: 64 windows, C = 100 chosen by accuracy, fine-tuned 0.84 against
-    above 0.9). Without validation windows C is chosen by cross-validated accuracy and T is 1."""
+    above 0.9). The region data module guarantees validation windows."""
     kind, splits = datamodule.labels.kind, datamodule.splits
     train = np.arange(len(splits["train"].regions))
     if len(train) > max_windows:
@@ -82,22 +82,15 @@ def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batc
     feats = {s: window_outputs(net, datamodule.window_tokens(s)[rows], datamodule.window_spans(s)[rows], "features",
                                batch_size=batch_size, desc=f"probe features ({s}) for the head")
              for s, rows in (("train", train), ("val", np.arange(len(splits["val"].regions))))}
-    if len(splits["val"].regions):
-        y_train, fits = sklearn_targets(kind, splits["train"].targets[train]), []
-        for c in C_GRID:
-            pipeline = logistic_regression(kind, c).fit(feats["train"], y_train)
-            weight, bias = linear_weights(pipeline[-1], kind, net.head.out_features)
-            logits = pipeline[0].transform(feats["val"]) @ weight.T + bias
-            fits.append((*calibrate(logits, splits["val"].targets, kind), c, pipeline[0], weight, bias))
-        t, loss, c, scaler, weight, bias = min(fits, key=lambda fit: fit[1])
-        chosen = f"C={c}, temperature {t:.3g} (validation loss {loss:.3f})"
-    else:
-        options = [(f"C={c}", feats["train"], feats["val"], c) for c in C_GRID]
-        fitted, _ = choose_and_fit(kind, "head", options, splits["train"].targets[train], splits["val"].targets)
-        scaler, (weight, bias), t = fitted.model[0], linear_weights(fitted.model[-1], kind, net.head.out_features), 1.0
-        chosen = f"{fitted.choice}, temperature 1"
+    y_train, fits = sklearn_targets(kind, splits["train"].targets[train]), []
+    for c in C_GRID:
+        pipeline = logistic_regression(kind, c).fit(feats["train"], y_train)
+        weight, bias = linear_weights(pipeline[-1], kind, net.head.out_features)
+        logits = pipeline[0].transform(feats["val"]) @ weight.T + bias
+        fits.append((*calibrate(logits, splits["val"].targets, kind), c, pipeline[0], weight, bias))
+    t, loss, c, scaler, weight, bias = min(fits, key=lambda fit: fit[1])
     for target, value in ((net.feature_mean, scaler.mean_), (net.feature_scale, scaler.scale_),
                           (net.head.weight, weight / t), (net.head.bias, bias / t)):
         target.copy_(torch.as_tensor(value, dtype=target.dtype))
     net.train(was_training)
-    return f"{chosen}, {len(train)} training windows"
+    return f"C={c}, temperature {t:.3g} (validation loss {loss:.3f}), {len(train)} training windows"
