@@ -171,10 +171,18 @@ def report_table(report: RegionReport, datamodule) -> str:
 def losses(rows: dict[str, dict[str, float]]) -> list[str]:
     """Plain sentences where the fine-tuned model does not beat a baseline on accuracy or MCC."""
     model = rows[MODEL_ROW]
-    said = [f"the fine-tuned model LOSES to the {name} on {metric} ({model[metric]:.3f} vs {m[metric]:.3f})"
+    said = [f"the fine-tuned model LOSES to the {name} on {metric} ({pair(model[metric], m[metric])})"
             for name, m in rows.items() if name != MODEL_ROW for metric in ("accuracy", "mcc")
             if not model[metric] > m[metric]]
     return said or ["the fine-tuned model beats every baseline on accuracy and MCC"]
+
+
+def pair(ours: float, theirs: float) -> str:
+    """`ours vs theirs` at three decimals, or more where three would print a loss as a tie (0.2530 vs 0.2531)."""
+    digits = 3
+    while digits < 6 and f"{ours:.{digits}f}" == f"{theirs:.{digits}f}" and ours != theirs:
+        digits += 1
+    return f"{ours:.{digits}f} vs {theirs:.{digits}f}"
 
 
 def write_report_json(report: RegionReport, path: Path) -> None:
