@@ -4,12 +4,12 @@ finetune.yaml: what re-checks a task's baseline row when the report's baselines 
 """
 import argparse
 
-import numpy as np
 import yaml
 
 from genomenet.data.region_datamodule import RegionDataModule
 from genomenet.data.splits import SplitConfig
 from genomenet.downstream.regions import kmer_baseline
+from genomenet.evaluation.classification import classification_metrics
 
 
 def main() -> None:
@@ -29,11 +29,9 @@ def main() -> None:
     data.setup()
     fitted, probs = kmer_baseline(data, config["report"]["kmer_sizes"])
     targets = data.splits["test"].targets
-    if data.labels.kind == "multilabel":
-        print(f"{args.config}: k-mer spectrum ({fitted.choice}); multi-label test set of {len(targets)}")
-        return
-    accuracy = float(np.mean(np.argmax(probs, axis=1) == np.ravel(targets)))
-    print(f"{args.config}: k-mer spectrum ({fitted.choice}) test accuracy {accuracy:.3f} on {len(targets)} regions")
+    metrics = classification_metrics(data.labels.kind, targets, probs)
+    figures = ", ".join(f"{name} {value:.3f}" for name, value in metrics.items())
+    print(f"{args.config}: k-mer spectrum ({fitted.choice}) on {len(targets)} test regions: {figures}")
 
 
 if __name__ == "__main__":
