@@ -9,9 +9,9 @@ def test_a_loss_smaller_than_the_printed_digits_still_reads_as_a_loss() -> None:
                     "the fine-tuned model LOSES to the probe on mcc (0.2530 vs 0.2531)"]
 
 
-def test_an_exact_tie_is_a_loss_printed_at_three_decimals() -> None:
+def test_an_exact_tie_is_said_as_a_tie_not_a_win() -> None:
     rows = {MODEL_ROW: {"accuracy": 0.5, "mcc": 0.3}, "k-mer": {"accuracy": 0.5, "mcc": 0.1}}
-    assert losses(rows) == ["the fine-tuned model LOSES to the k-mer on accuracy (0.500 vs 0.500)"]
+    assert losses(rows) == ["the fine-tuned model TIES with the k-mer on accuracy (0.500 vs 0.500)"]
 
 
 def test_a_model_ahead_everywhere_says_so() -> None:

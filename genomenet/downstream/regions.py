@@ -169,9 +169,10 @@ def report_table(report: RegionReport, datamodule) -> str:
 
 
 def losses(rows: dict[str, dict[str, float]]) -> list[str]:
-    """Plain sentences where the fine-tuned model does not beat a baseline on accuracy or MCC."""
+    """Plain sentences where the fine-tuned model does not beat a baseline on accuracy or MCC (loses or ties)."""
     model = rows[MODEL_ROW]
-    said = [f"the fine-tuned model LOSES to the {name} on {metric} ({pair(model[metric], m[metric])})"
+    said = [f"the fine-tuned model {'TIES with' if model[metric] == m[metric] else 'LOSES to'} the {name} on {metric} "
+            f"({pair(model[metric], m[metric])})"
             for name, m in rows.items() if name != MODEL_ROW for metric in ("accuracy", "mcc")
             if not model[metric] > m[metric]]
     return said or ["the fine-tuned model beats every baseline on accuracy and MCC"]
