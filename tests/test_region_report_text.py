@@ -1,4 +1,4 @@
-"""The region report's plain sentences: a loss is said, and never printed as a tie."""
+"""The region report's plain sentences: a loss or a tie is said, and a loss is never printed as a tie."""
 from genomenet.downstream.regions import MODEL_ROW, losses
 
 
