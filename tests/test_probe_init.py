@@ -12,8 +12,10 @@ import torch
 from genomenet.baselines.kmer import C_GRID, logistic_regression, predict_probs, sklearn_targets
 from genomenet.data.tokenizers import make_tokenizer
 from genomenet.downstream.regions import stratified_subset
+from genomenet.errors import ConfigError
 from genomenet.model.heads import RegionClassifierNet, probabilities
 from genomenet.model.longnet import LongNet, LongNetConfig
+from genomenet.training.finetune import RegionClassifier
 from genomenet.training.probe_init import head_from_probe, linear_weights, temperature
 
 
@@ -41,7 +43,8 @@ def test_head_weights_reproduce_the_pipelines_probabilities(kind: str, classes: 
     np.testing.assert_allclose(probabilities(logits, kind).numpy(), expected, atol=1e-8)
 
 
-def test_the_head_starts_at_the_probe_fitted_on_the_frozen_features() -> None:
+def tiny_classifier_and_data() -> tuple[RegionClassifierNet, dict, SimpleNamespace, dict]:
+    """A 3-class region classifier on a 1-layer causal LongNet, random windows, and their frozen features."""
     tokenizer = make_tokenizer(1)
     torch.manual_seed(0)
     cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=1, d_model=16, n_heads=2, segment_lengths=[16, 32],
@@ -54,11 +57,16 @@ def test_the_head_starts_at_the_probe_fitted_on_the_frozen_features() -> None:
              for s, n in (("train", 60), ("val", 30))}
     data = SimpleNamespace(labels=SimpleNamespace(kind="multiclass"), splits=split,
                            window_tokens=lambda s: split[s].tokens, window_spans=lambda s: split[s].spans)
-    # the probe, fitted independently on the same frozen features
     net.eval()
     with torch.no_grad():
         feats = {s: net.features(torch.from_numpy(split[s].tokens), torch.from_numpy(split[s].spans)).numpy()
                  for s in split}
+    return net, split, data, feats
+
+
+def test_the_head_starts_at_the_probe_fitted_on_the_frozen_features() -> None:
+    net, split, data, feats = tiny_classifier_and_data()
+    # the probe, fitted independently on the same frozen features
     # for each C a logistic regression; the head starts from the one whose validation cross-entropy, at its best
     # temperature, is lowest
     rows, val_targets = stratified_subset(split["train"].targets, 40), split["val"].targets[:, 0].astype(int)
@@ -94,6 +102,15 @@ def test_the_head_starts_at_the_probe_fitted_on_the_frozen_features() -> None:
     assert cross_entropy(t) <= min(cross_entropy(o) for o in others) + 1e-9
 
 
+def test_a_fixed_c_starts_the_head_at_that_probe() -> None:
+    net, split, data, feats = tiny_classifier_and_data()
+    rows = stratified_subset(split["train"].targets, 40)
+    gentle = logistic_regression("multiclass", 0.01).fit(feats["train"][rows], split["train"].targets[rows, 0])
+    assert "C=0.01," in head_from_probe(net, data, max_windows=40, batch_size=16, c_grid=(0.01,))
+    ratio = gentle[-1].coef_ / net.head.weight.detach().numpy()   # that probe over one temperature
+    np.testing.assert_allclose(ratio, ratio.mean(), rtol=1e-4)
+
+
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "multilabel"])
 def test_temperature_undoes_an_overconfident_models_scaling(kind: str) -> None:
     rng = np.random.default_rng(0)
@@ -120,3 +137,9 @@ def test_head_dropout_drops_a_probe_started_feature_to_its_mean() -> None:
         logits = net(ids)
     # every feature dropped: the head sees the standardised mean, 0, so the logit is the bias alone
     assert torch.allclose(logits, net.head.bias.expand_as(logits))
+
+
+@pytest.mark.parametrize("c", [0.0, -1.0])
+def test_a_starting_probe_c_must_be_positive(c: float) -> None:
+    with pytest.raises(ConfigError, match="head_init_c"):
+        RegionClassifier(head_init="probe", head_init_c=c)

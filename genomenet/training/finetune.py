@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from genomenet.baselines.kmer import C_GRID
 from genomenet.data.tokenizers import make_tokenizer
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.evaluation.classification import classification_metrics
@@ -51,6 +52,7 @@ class RegionClassifier(L.LightningModule):
         backbone_dropout: float | None = None,
         head_init: Literal["random", "probe"] = "random",
         head_init_windows: int = 4096,
+        head_init_c: float | None = None,
         optimizer: OptimizerConfig = OptimizerConfig(lr=3e-4, weight_decay=0.01, warmup_steps=50),  # noqa: B008
         kmer_size: int = 1,
         context_length: int | None = None,
@@ -82,6 +84,9 @@ class RegionClassifier(L.LightningModule):
                 most head_init_windows) training windows and start the head from it (LP-FT), so full fine-tuning
                 starts where the linear probe ends.
             head_init_windows: training windows the starting probe is fitted on.
+            head_init_c: the starting probe's inverse regularisation C; None chooses it on validation among the
+                report's grid. A large C gives large weights on standardised features, whose logits swing with
+                small changes in the backbone's states: fix a small one (e.g. 1) to start full fine-tuning gently.
             optimizer: AdamW with warm-up and cosine decay.
             kmer_size: bases per token; set from data.kmer_size (must match init_weights').
             context_length: bases per window; set from data.context_length, recorded in the export.
@@ -94,11 +99,13 @@ class RegionClassifier(L.LightningModule):
             raise ConfigError(f"model backbone_dropout={backbone_dropout} must be in [0, 1)")
         if head_init not in ("random", "probe") or head_init_windows < 2:
             raise ConfigError(f"model head_init={head_init!r} must be random or probe, head_init_windows >= 2")
+        if head_init_c is not None and not head_init_c > 0:
+            raise ConfigError(f"model head_init_c={head_init_c} must be > 0 (or unset: chosen on validation)")
         self.tokenizer = make_tokenizer(kmer_size)
         self.kmer_size, self.context_length, self.init_weights = kmer_size, context_length, init_weights
         self.pooling, self.finetune, self.lr_scale = pooling, finetune, backbone_lr_scale
         self.pool_over, self.strands = pool_over, strands
-        self.head_init, self.head_init_windows = head_init, head_init_windows
+        self.head_init, self.head_init_windows, self.head_init_c = head_init, head_init_windows, head_init_c
         self.optim, self.backbone_dropout = optimizer, backbone_dropout
         # the head gets its size in setup(), from the data's label set
         self.net = RegionClassifierNet(self._backbone(init_weights, backbone, causal), 1, pooling,
@@ -111,6 +118,7 @@ class RegionClassifier(L.LightningModule):
                     "backbone_lr_scale": backbone_lr_scale, "head_dropout": head_dropout,
                     "backbone_dropout": backbone_dropout,
                     "head_init": head_init, "head_init_windows": head_init_windows,
+                    "head_init_c": head_init_c,
                     "optimizer": asdict(optimizer), "kmer_size": kmer_size,
                     "context_length": context_length, "backbone": asdict(self.backbone.cfg),
                     "causal": self.backbone.causal}
@@ -166,7 +174,8 @@ class RegionClassifier(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.head_init == "probe" and self.trainer.ckpt_path is None:  # a resumed run keeps its trained head
             data = self.trainer.datamodule
-            chosen = head_from_probe(self.net, data, self.head_init_windows, data.batch_size)
+            grid = C_GRID if self.head_init_c is None else (self.head_init_c,)
+            chosen = head_from_probe(self.net, data, self.head_init_windows, data.batch_size, grid)
             print(f"head initialised from a linear probe on the frozen features ({chosen})", flush=True)
 
     def on_train_epoch_start(self) -> None:

@@ -60,10 +60,12 @@ def temperature(logits: np.ndarray, targets: np.ndarray, kind: str) -> float:
 
 
 @torch.no_grad()
-def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batch_size: int) -> str:
+def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batch_size: int,
+                    c_grid: tuple[float, ...] = C_GRID) -> str:
     """Fit logistic regression on the net's current pooled features of at most `max_windows` training windows for
-    each C of `C_GRID`, temperature-scale each on the validation windows, keep the one whose scaled validation
-    cross-entropy is lowest, and copy it into `net.head`. Returns what was chosen, for the log.
+    each C of `c_grid` (the report's grid by default; one value fixes it), temperature-scale each on the validation
+    windows, keep the one whose scaled validation cross-entropy is lowest, and copy it into `net.head`. Returns what
+    was chosen, for the log.
 
     The temperature matters: a probe fitted on few windows can be overconfident (large weights on standardised
     features whose spread across windows is a few hundredths of their size), and fine-tuning would start from a loss
@@ -83,7 +85,7 @@ def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batc
                                batch_size=batch_size, desc=f"probe features ({s}) for the head")
              for s, rows in (("train", train), ("val", np.arange(len(splits["val"].regions))))}
     y_train, fits = sklearn_targets(kind, splits["train"].targets[train]), []
-    for c in C_GRID:
+    for c in c_grid:
         pipeline = logistic_regression(kind, c).fit(feats["train"], y_train)
         weight, bias = linear_weights(pipeline[-1], kind, net.head.out_features)
         logits = pipeline[0].transform(feats["val"]) @ weight.T + bias
