@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
 
 from genomenet.baselines.kmer import C_GRID, logistic_regression, predict_probs, sklearn_targets
 from genomenet.data.tokenizers import make_tokenizer
@@ -143,3 +144,18 @@ def test_head_dropout_drops_a_probe_started_feature_to_its_mean() -> None:
 def test_a_starting_probe_c_must_be_positive(c: float) -> None:
     with pytest.raises(ConfigError, match="head_init_c"):
         RegionClassifier(head_init="probe", head_init_c=c)
+
+
+def test_shared_scaling_fits_the_probe_on_features_over_one_scale() -> None:
+    net, split, data, feats = tiny_classifier_and_data()
+    rows = stratified_subset(split["train"].targets, 40)
+    train = feats["train"][rows]
+    shift, scale = train.mean(0), train.std(0).mean()   # one scale for every dimension
+    probe = LogisticRegression(C=1.0, max_iter=2000, random_state=0).fit((train - shift) / scale,
+                                                                          split["train"].targets[rows, 0])
+    head_from_probe(net, data, max_windows=40, batch_size=16, c_grid=(1.0,), scaling="shared")
+    np.testing.assert_allclose(net.feature_scale.numpy(), scale, rtol=1e-5)
+    np.testing.assert_allclose(net.feature_mean.numpy(), shift, rtol=1e-4, atol=1e-6)
+    weight = net.head.weight.detach().numpy().astype(np.float64)   # that probe over one temperature t
+    t = float(np.median(probe.coef_ / weight))
+    np.testing.assert_allclose(weight * t, probe.coef_, atol=1e-4 * np.abs(probe.coef_).max())

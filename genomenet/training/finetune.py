@@ -53,6 +53,7 @@ class RegionClassifier(L.LightningModule):
         head_init: Literal["random", "probe"] = "random",
         head_init_windows: int = 4096,
         head_init_c: float | None = None,
+        head_init_scaling: Literal["per_feature", "shared"] = "per_feature",
         optimizer: OptimizerConfig = OptimizerConfig(lr=3e-4, weight_decay=0.01, warmup_steps=50),  # noqa: B008
         kmer_size: int = 1,
         context_length: int | None = None,
@@ -87,6 +88,9 @@ class RegionClassifier(L.LightningModule):
             head_init_c: the starting probe's inverse regularisation C; None chooses it on validation among the
                 report's grid. A large C gives large weights on standardised features, whose logits swing with
                 small changes in the backbone's states: fix a small one (e.g. 1) to start full fine-tuning gently.
+            head_init_scaling: the starting probe's features standardised per_feature (as the report's probe) or
+                centred and divided by one shared scale (its weights then follow the features' own spread instead
+                of amplifying dimensions that barely vary across windows).
             optimizer: AdamW with warm-up and cosine decay.
             kmer_size: bases per token; set from data.kmer_size (must match init_weights').
             context_length: bases per window; set from data.context_length, recorded in the export.
@@ -99,6 +103,8 @@ class RegionClassifier(L.LightningModule):
             raise ConfigError(f"model backbone_dropout={backbone_dropout} must be in [0, 1)")
         if head_init not in ("random", "probe") or head_init_windows < 2:
             raise ConfigError(f"model head_init={head_init!r} must be random or probe, head_init_windows >= 2")
+        if head_init_scaling not in ("per_feature", "shared"):
+            raise ConfigError(f"model head_init_scaling={head_init_scaling!r} must be per_feature or shared")
         if head_init_c is not None and not head_init_c > 0:
             raise ConfigError(f"model head_init_c={head_init_c} must be > 0 (or unset: chosen on validation)")
         self.tokenizer = make_tokenizer(kmer_size)
@@ -106,6 +112,7 @@ class RegionClassifier(L.LightningModule):
         self.pooling, self.finetune, self.lr_scale = pooling, finetune, backbone_lr_scale
         self.pool_over, self.strands = pool_over, strands
         self.head_init, self.head_init_windows, self.head_init_c = head_init, head_init_windows, head_init_c
+        self.head_init_scaling = head_init_scaling
         self.optim, self.backbone_dropout = optimizer, backbone_dropout
         # the head gets its size in setup(), from the data's label set
         self.net = RegionClassifierNet(self._backbone(init_weights, backbone, causal), 1, pooling,
@@ -118,7 +125,7 @@ class RegionClassifier(L.LightningModule):
                     "backbone_lr_scale": backbone_lr_scale, "head_dropout": head_dropout,
                     "backbone_dropout": backbone_dropout,
                     "head_init": head_init, "head_init_windows": head_init_windows,
-                    "head_init_c": head_init_c,
+                    "head_init_c": head_init_c, "head_init_scaling": head_init_scaling,
                     "optimizer": asdict(optimizer), "kmer_size": kmer_size,
                     "context_length": context_length, "backbone": asdict(self.backbone.cfg),
                     "causal": self.backbone.causal}
@@ -175,7 +182,8 @@ class RegionClassifier(L.LightningModule):
         if self.head_init == "probe" and self.trainer.ckpt_path is None:  # a resumed run keeps its trained head
             data = self.trainer.datamodule
             grid = C_GRID if self.head_init_c is None else (self.head_init_c,)
-            chosen = head_from_probe(self.net, data, self.head_init_windows, data.batch_size, grid)
+            chosen = head_from_probe(self.net, data, self.head_init_windows, data.batch_size, grid,
+                                     self.head_init_scaling)
             print(f"head initialised from a linear probe on the frozen features ({chosen})", flush=True)
 
     def on_train_epoch_start(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.preprocessing import StandardScaler
 
 from genomenet.baselines.kmer import C_GRID, logistic_regression, sklearn_targets
 from genomenet.downstream.regions import stratified_subset, window_outputs
@@ -61,11 +62,14 @@ def temperature(logits: np.ndarray, targets: np.ndarray, kind: str) -> float:
 
 @torch.no_grad()
 def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batch_size: int,
-                    c_grid: tuple[float, ...] = C_GRID) -> str:
+                    c_grid: tuple[float, ...] = C_GRID, scaling: str = "per_feature") -> str:
     """Fit logistic regression on the net's current pooled features of at most `max_windows` training windows for
-    each C of `c_grid` (the report's grid by default; one value fixes it), temperature-scale each on the validation
-    windows, keep the one whose scaled validation cross-entropy is lowest, and copy it into `net.head`. Returns what
-    was chosen, for the log.
+    each C of `c_grid` (the report's grid by default; one value fixes it), on features standardised per dimension
+    (`scaling="per_feature"`, the report's probe) or centred and divided by one scale shared by every dimension
+    (`"shared"`: low-variance dimensions then cost the probe large weights, so it leans on the directions along which
+    the features actually vary, and small changes in the backbone's states move its logits less), temperature-scale
+    each on the validation windows, keep the one whose scaled validation cross-entropy is lowest, and copy it into
+    `net.head`. Returns what was chosen, for the log.
 
     The temperature matters: a probe fitted on few windows can be overconfident (large weights on standardised
     features whose spread across windows is a few hundredths of their size), and fine-tuning would start from a loss
@@ -84,15 +88,21 @@ def head_from_probe(net: RegionClassifierNet, datamodule, max_windows: int, batc
     feats = {s: window_outputs(net, datamodule.window_tokens(s)[rows], datamodule.window_spans(s)[rows], "features",
                                batch_size=batch_size, desc=f"probe features ({s}) for the head")
              for s, rows in (("train", train), ("val", np.arange(len(splits["val"].regions))))}
+    scaler = StandardScaler().fit(feats["train"])
+    mean, scale = scaler.mean_, scaler.scale_
+    if scaling == "shared":
+        scale = np.full_like(scale, scale.mean())
+    z = {s: (f - mean) / scale for s, f in feats.items()}
     y_train, fits = sklearn_targets(kind, splits["train"].targets[train]), []
     for c in c_grid:
-        pipeline = logistic_regression(kind, c).fit(feats["train"], y_train)
-        weight, bias = linear_weights(pipeline[-1], kind, net.head.out_features)
-        logits = pipeline[0].transform(feats["val"]) @ weight.T + bias
-        fits.append((*calibrate(logits, splits["val"].targets, kind), c, pipeline[0], weight, bias))
-    t, loss, c, scaler, weight, bias = min(fits, key=lambda fit: fit[1])
-    for target, value in ((net.feature_mean, scaler.mean_), (net.feature_scale, scaler.scale_),
+        probe = logistic_regression(kind, c)[-1].fit(z["train"], y_train)
+        weight, bias = linear_weights(probe, kind, net.head.out_features)
+        logits = z["val"] @ weight.T + bias
+        fits.append((*calibrate(logits, splits["val"].targets, kind), c, weight, bias))
+    t, loss, c, weight, bias = min(fits, key=lambda fit: fit[1])
+    for target, value in ((net.feature_mean, mean), (net.feature_scale, scale),
                           (net.head.weight, weight / t), (net.head.bias, bias / t)):
         target.copy_(torch.as_tensor(value, dtype=target.dtype))
     net.train(was_training)
-    return f"C={c}, temperature {t:.3g} (validation loss {loss:.3f}), {len(train)} training windows"
+    return (f"C={c}, temperature {t:.3g} (validation loss {loss:.3f}), {len(train)} training windows, "
+            f"{scaling.replace('_', ' ')} scaling")
