@@ -25,6 +25,7 @@ from genomenet.model.heads import Pooling, PoolOver, RegionClassifierNet, Strand
 from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.model.pretrained import load_pretrained
 from genomenet.training.module import (
+    LoadsClassPathCheckpoints,
     OptimizerConfig,
     as_init_args,
     load_initial_weights,
@@ -35,7 +36,7 @@ from genomenet.training.module import (
 from genomenet.training.probe_init import head_from_probe
 
 
-class RegionClassifier(L.LightningModule):
+class RegionClassifier(LoadsClassPathCheckpoints, L.LightningModule):
     """Fine-tunes a (pre-trained) LongNet on labelled regions: full, frozen, or with a lower backbone learning rate."""
 
     def __init__(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
@@ -22,7 +24,7 @@ from genomenet.model.objectives import (
     nll_sum_and_count,
     perplexity,
 )
-from genomenet.model.pretrained import PretrainedInfo, load_pretrained
+from genomenet.model.pretrained import PretrainedInfo, load_pretrained, read_checkpoint
 from genomenet.training.strategy import chunk_first_tokens, global_sum
 
 
@@ -246,6 +248,39 @@ def as_init_args(module: L.LightningModule, args: dict) -> dict:
     hyper-parameters to LightningCLI's parser as the model's configuration, which for such a model is its class
     and init_args (flat arguments would be read as those of the default model, GenomeLM, and refused)."""
     return {"class_path": f"{type(module).__module__}.{type(module).__qualname__}", "init_args": args}
+
+
+class LoadsClassPathCheckpoints:
+    """For modules whose hyper-parameters `as_init_args` saves as class_path and init_args: Lightning's
+    `load_from_checkpoint` passes a checkpoint's hyper-parameters to the class as flat keyword arguments, so it would
+    drop these and silently build the default architecture (shape, attention) around the checkpoint's weights. This
+    passes the saved init_args, typed, instead; keyword arguments given to the call still override them."""
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # noqa: ANN001, ANN206 - Lightning's signature
+        saved = read_checkpoint(checkpoint_path, mmap=True).get("hyper_parameters", {})
+        return super().load_from_checkpoint(checkpoint_path, *args, **{**checkpoint_init_args(cls, saved), **kwargs})
+
+
+def checkpoint_init_args(cls: type, saved: dict) -> dict:
+    """The keyword arguments that rebuild `cls` from hyper-parameters saved by `as_init_args`: dataclass settings
+    (optimizer, backbone shape) as their dataclasses, and, where the backbone's shape and attention are saved, no
+    `init_weights`: the checkpoint holds every weight, so it loads without the model it was started from."""
+    if "init_args" not in saved:
+        return {}
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if saved.get("class_path") != name:
+        raise ConfigError(f"the checkpoint holds a {saved.get('class_path')}, not a {name}")
+    hints = typing.get_type_hints(cls.__init__)
+    kwargs = {}
+    for key, value in saved["init_args"].items():
+        hint = hints.get(key)
+        if hint is None:
+            continue   # a setting the class no longer takes
+        kwargs[key] = hint(**value) if dataclasses.is_dataclass(hint) and isinstance(value, dict) else value
+    if "backbone" in kwargs and "causal" in kwargs and "init_weights" in hints:
+        kwargs["init_weights"] = None
+    return kwargs
 
 
 def schedule_steps(cfg: OptimizerConfig, max_steps: int, estimated_steps) -> int:

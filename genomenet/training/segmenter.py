@@ -44,6 +44,7 @@ from genomenet.model.segmenter import (
     SegmenterNet,
 )
 from genomenet.training.module import (
+    LoadsClassPathCheckpoints,
     OptimizerConfig,
     as_init_args,
     load_initial_weights,
@@ -181,7 +182,7 @@ class after_head_warmup(warmup_cosine):  # noqa: N801 - a picklable function obj
         return super().__call__(step) * ramp
 
 
-class Segmenter(SegmentationTask):
+class Segmenter(LoadsClassPathCheckpoints, SegmentationTask):
     """Per-base segmentation with a (pre-trained) LongNet backbone and a per-base head: fine-tuned fully, frozen,
     or with a lower backbone learning rate. Exported with `genomenet.model.segmenter.export_segmenter`."""
 

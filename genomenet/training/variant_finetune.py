@@ -23,6 +23,7 @@ from genomenet.errors import ConfigError, InputFileError
 from genomenet.model.longnet import LongNet
 from genomenet.model.pretrained import load_pretrained
 from genomenet.training.module import (
+    LoadsClassPathCheckpoints,
     OptimizerConfig,
     as_init_args,
     load_initial_weights,
@@ -40,7 +41,7 @@ def pooled(backbone: LongNet, ids: Tensor, pad_id: int, site: Tensor) -> tuple[T
     return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1), at_site
 
 
-class VariantEffectClassifier(L.LightningModule):
+class VariantEffectClassifier(LoadsClassPathCheckpoints, L.LightningModule):
     """Learns which variants carry the label (e.g. rare) from the backbone's view of both alleles."""
 
     def __init__(
