@@ -91,8 +91,15 @@ def test_fit_learns_a_planted_motif_and_ends_with_the_contract_lines(run: dict, 
     assert out[-1] == f"model: {run['folder'] / 'run' / 'model'}"
     table = "\n".join(out)
     assert "| k-mer spectrum (k=" in table and "| linear probe (C=" in table
+    interval = r"95% bootstrap interval over \d+ test stretches of 100,000 bases: [+-]\d\.\d{3} to [+-]\d\.\d{3}"
+    differences = [line for line in out if line.startswith("accuracy, fine-tuned minus ")]
+    assert len(differences) == 2, differences   # the k-mer baseline and the probe
+    assert all(re.fullmatch(rf".+: [+-]\d\.\d{{3}} \(({interval}|no interval: .+)\)", line) for line in differences)
     assert (run["folder"] / "run" / "split.tsv").is_file()
-    assert (run["folder"] / "run" / "held_out_report.json").is_file()
+    saved = json.loads((run["folder"] / "run" / "held_out_report.json").read_text())
+    kmer = next(d for name, d in saved["accuracy_differences"].items() if name.startswith("k-mer spectrum"))
+    assert kmer["difference"] == pytest.approx(saved["test"]["fine-tuned LongNet"]["accuracy"] - next(
+        m["accuracy"] for name, m in saved["test"].items() if name.startswith("k-mer spectrum")))
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import csv
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,22 @@ from genomenet.data.intervals import read_bed_regions
 from genomenet.data.region_windows import WindowSpec, region_span, region_tokens, window_bases
 from genomenet.data.tokenizers import CODE_MASK, make_tokenizer
 from genomenet.errors import InputFileError
-from genomenet.evaluation.classification import METRICS, classification_metrics, per_class_metrics
+from genomenet.evaluation.classification import (
+    METRICS,
+    classification_metrics,
+    correct,
+    genomic_units,
+    paired_bootstrap,
+    per_class_metrics,
+)
 from genomenet.evaluation.lm_report import scoring_device
 from genomenet.model.classifier import export_classifier, load_classifier
 from genomenet.model.heads import RegionClassifierNet, probabilities
 from genomenet.model.pretrained import load_pretrained
 
 MODEL_ROW = "fine-tuned LongNet"
+MIN_UNITS = 10            # fewer test stretches than this give no interval worth printing
+UNIT_MIN_BASES = 100_000  # a bootstrap unit spans at least this, and at least ten windows' length
 
 
 @torch.no_grad()
@@ -119,6 +128,8 @@ class RegionReport:
     per_class: dict[str, dict]
     kmer_choice: str
     model_dir: Path | None
+    differences: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Baseline row name -> the fine-tuned model's accuracy minus the baseline's, with its bootstrap interval."""
 
 
 def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, export: bool = True,
@@ -131,21 +142,54 @@ def region_report(module, datamodule, kmer_sizes: list[int], out_dir: Path, expo
     test = datamodule.splits["test"]
     probs = window_outputs(net, datamodule.window_tokens("test"), datamodule.window_spans("test"), "probs", kind,
                            batch_size, desc="scoring test windows")
-    rows = {MODEL_ROW: classification_metrics(kind, test.targets, probs)}
+    predictions = {MODEL_ROW: probs}
     # exported before anything else can fail, from a CPU copy (the scoring net may sit on a GPU)
     model_dir = export_classifier(copy.deepcopy(net).cpu(), module.info(), out_dir) if export else None
     kmer, kmer_probs = kmer_baseline(datamodule, kmer_sizes)
-    rows[f"k-mer spectrum ({kmer.choice}) + logistic regression"] = classification_metrics(kind, test.targets,
-                                                                                           kmer_probs)
+    predictions[f"k-mer spectrum ({kmer.choice}) + logistic regression"] = kmer_probs
     if module.init_weights:
         probe, probe_probs = linear_probe(datamodule, module.init_weights, batch_size, probe_max_bases,
                                           module.pool_over, module.strands, device)
-        rows[f"linear probe ({probe.choice}) on frozen pre-trained embeddings"] = classification_metrics(
-            kind, test.targets, probe_probs)
+        predictions[f"linear probe ({probe.choice}) on frozen pre-trained embeddings"] = probe_probs
+    rows = {name: classification_metrics(kind, test.targets, p) for name, p in predictions.items()}
     per_class = per_class_metrics(kind, list(datamodule.labels.classes), test.targets, probs)
-    report = RegionReport(rows, per_class, kmer.choice, model_dir)
+    report = RegionReport(rows, per_class, kmer.choice, model_dir, accuracy_differences(datamodule, predictions))
     print(report_table(report, datamodule), flush=True)
     return report
+
+
+def accuracy_differences(datamodule, predictions: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """The fine-tuned model's accuracy minus each baseline's on the test windows, with a 95% paired bootstrap
+    interval that resamples genomic stretches (at least UNIT_MIN_BASES and ten windows long), not windows: windows
+    near one another overlap or share a locus, and a one-window lead is within noise."""
+    test, kind = datamodule.splits["test"], datamodule.labels.kind
+    unit_bases = max(UNIT_MIN_BASES, 10 * datamodule.spec.length)
+    units = genomic_units([w.chrom for w in test.windows], np.array([(w.start + w.end) // 2 for w in test.windows]),
+                          unit_bases)
+    n_units = int(units.max()) + 1 if len(units) else 0
+    ours = correct(kind, test.targets, predictions[MODEL_ROW])
+    out = {}
+    for name, probs in predictions.items():
+        if name == MODEL_ROW:
+            continue
+        theirs = correct(kind, test.targets, probs)
+        if n_units >= MIN_UNITS:
+            difference, low, high = paired_bootstrap(ours, theirs, units)
+        else:
+            difference, low, high = float(ours.mean() - theirs.mean()), float("nan"), float("nan")
+        out[name] = {"difference": difference, "low": low, "high": high, "units": n_units, "unit_bases": unit_bases}
+    return out
+
+
+def difference_lines(differences: dict[str, dict[str, float]]) -> list[str]:
+    """One line per baseline: the accuracy difference and its interval (or why there is none)."""
+    lines = []
+    for name, d in differences.items():
+        stretches = f"{d['units']} test stretches of {d['unit_bases']:,} bases"
+        interval = (f"95% bootstrap interval over {stretches}: {d['low']:+.3f} to {d['high']:+.3f}"
+                    if not np.isnan(d["low"]) else f"no interval: {stretches}, fewer than {MIN_UNITS}")
+        lines.append(f"accuracy, fine-tuned minus {name}: {d['difference']:+.3f} ({interval})")
+    return lines
 
 
 def report_table(report: RegionReport, datamodule) -> str:
@@ -165,6 +209,7 @@ def report_table(report: RegionReport, datamodule) -> str:
             f"{c}: F1 {m['f1']:.3f}, AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}, n={m['support']}"
             for c, m in report.per_class.items()))
     lines += losses(report.rows)
+    lines += difference_lines(report.differences)
     return "\n".join(lines)
 
 
@@ -188,7 +233,8 @@ def pair(ours: float, theirs: float) -> str:
 
 def write_report_json(report: RegionReport, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"test": report.rows, "per_class": report.per_class}, indent=2) + "\n")
+    tmp.write_text(json.dumps({"test": report.rows, "per_class": report.per_class,
+                               "accuracy_differences": report.differences}, indent=2) + "\n")
     os.replace(tmp, path)
 
 

@@ -63,3 +63,36 @@ def _macro(metric, hot: np.ndarray, probs: np.ndarray) -> float:
     values = [_safe(metric, hot[:, c], probs[:, c]) for c in range(hot.shape[1])]
     values = [v for v in values if not np.isnan(v)]
     return float(np.mean(values)) if values else float("nan")
+
+
+def correct(kind: str, targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(n,) bool: which predictions `classification_metrics`' accuracy counts as right (multi-label: every label)."""
+    if kind == "binary":
+        return (probs[:, 1] >= 0.5).astype(int) == targets[:, 0].astype(int)
+    if kind == "multiclass":
+        return probs.argmax(1) == targets[:, 0].astype(int)
+    return ((probs >= 0.5).astype(int) == targets.astype(int)).all(1)
+
+
+def genomic_units(chroms: list[str], centres: np.ndarray, unit_bases: int) -> np.ndarray:
+    """(n,) int: the stretch of `unit_bases` each window's centre lies in (chromosome and position), the unit a
+    bootstrap resamples: neighbouring windows overlap, so they are not independent draws."""
+    keys = [(c, int(p) // unit_bases) for c, p in zip(chroms, centres, strict=True)]
+    index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    return np.array([index[key] for key in keys], dtype=np.int64)
+
+
+def paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, units: np.ndarray, resamples: int = 2000,
+                     seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Accuracy difference (ours - theirs) of two models' per-window correctness on the same windows, and its
+    percentile interval when whole units (genomic stretches) are resampled with replacement: how far the difference
+    could move on another draw of test loci of the same kind."""
+    ours, theirs = ours.astype(np.float64), theirs.astype(np.float64)
+    n_units = int(units.max()) + 1
+    diff_sum = np.bincount(units, ours - theirs, minlength=n_units)
+    count = np.bincount(units, minlength=n_units).astype(np.float64)
+    draws = np.random.default_rng(seed).integers(0, n_units, size=(resamples, n_units))
+    diffs = diff_sum[draws].sum(1) / count[draws].sum(1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return float(ours.mean() - theirs.mean()), float(low), float(high)
