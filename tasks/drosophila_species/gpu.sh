@@ -46,6 +46,6 @@ for length in ${LENGTHS:-32768 8192 1024}; do
     --model.init_args.init_weights $B --model.init_args.head_init probe --model.init_args.head_init_windows 512 \
     --report.probe_max_bases 20000000 --checkpoint.dirpath $F/gpu_finetune_$length/checkpoints \
     --report.export_dir $F/gpu_finetune_$length/model ${FT_ARGS:-}
-  grep -a "held-out\|^|\|LOSES\|beats" "$LOG" | tail -n 40 > "$OUT/report_$length.txt"
+  grep -a "held-out\|^|\|LOSES\|beats\|fine-tuned minus" "$LOG" | tail -n 40 > "$OUT/report_$length.txt"
 done
 say "done"
