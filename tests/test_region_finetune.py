@@ -81,6 +81,15 @@ def test_a_stopped_fine_tune_resumes_from_its_checkpoint_with_ckpt_path(run: dic
     assert torch.load(last, weights_only=False)["global_step"] == 4   # the second epoch's two batches
 
 
+def test_last_holds_the_final_epoch_when_later_validations_do_not_improve(run: dict, tmp_path: Path) -> None:
+    """Monitoring the epoch, lowest best, only the first validation improves; Lightning 2.6 alone leaves that epoch
+    in last.ckpt, so `--ckpt_path last.ckpt` would train the later epochs again."""
+    argv = [a.replace(str(run["folder"] / "run"), str(tmp_path)) for a in run["argv"]]
+    assert main([*argv, "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2", "--report.enabled",
+                 "false", "--checkpoint.monitor", "epoch", "--checkpoint.mode", "min"]) == 0
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
 @pytest.mark.slow
 def test_fit_learns_a_planted_motif_and_ends_with_the_contract_lines(run: dict, capsys) -> None:
     assert main(run["argv"]) == 0

@@ -187,3 +187,11 @@ def test_fit_killed_mid_training_and_rerun_with_ckpt_path_last_ends_with_the_uni
     a, b = final_weights(straight / "checkpoints" / "last.ckpt"), final_weights(resumed / "checkpoints" / "last.ckpt")
     assert a.keys() == b.keys()
     assert [name for name in a if not torch.equal(a[name], b[name])] == []
+
+
+def test_a_rerun_into_the_same_folder_replaces_last(tmp_path: Path) -> None:
+    args = ["--report.enabled", "false"]
+    assert main(tiny_fit_args(tmp_path, steps=4) + args) == 0
+    assert main(tiny_fit_args(tmp_path, steps=2) + args) == 0
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    assert not list((tmp_path / "checkpoints").glob("last-v*.ckpt"))

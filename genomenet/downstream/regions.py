@@ -249,6 +249,19 @@ def final_lines(report: RegionReport) -> str:
 # applying a classifier -----------------------------------------------------------------------------------------
 
 
+def prediction(kind: str, classes: list[str], p: np.ndarray) -> tuple[str, float]:
+    """The predicted label and its probability: the likeliest class (binary, multi-class), or every class at 0.5 or
+    above, comma-separated, with the lowest of their probabilities (multi-label; `.` and 1 minus the highest
+    probability when none is)."""
+    if kind != "multilabel":
+        best = int(p.argmax())
+        return classes[best], float(p[best])
+    chosen = [i for i in range(len(classes)) if p[i] >= 0.5]
+    if not chosen:
+        return ".", float(1 - p.max())
+    return ",".join(classes[i] for i in chosen), float(min(p[i] for i in chosen))
+
+
 def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size: int = 16, device: str = "cpu",
                      cache_dir: str | None = None, quiet: bool = False) -> Path:
     """One row per BED region with its class probabilities: TSV (`chrom start end name strand predicted p_<class>`)
@@ -264,6 +277,7 @@ def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size:
                            desc=None if quiet else f"classifying {len(records)} regions")
     classes = info.labels["classes"]
     out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
@@ -271,21 +285,36 @@ def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size:
         if not as_bed:
             writer.writerow(["chrom", "start", "end", "name", "strand", "predicted", *(f"p_{c}" for c in classes)])
         for region, p in zip(records, probs, strict=True):
-            best = int(p.argmax())
+            predicted, score = prediction(info.labels["kind"], classes, p)
             if as_bed:
-                writer.writerow([region.chrom, region.start, region.end, classes[best], round(1000 * p[best]),
+                writer.writerow([region.chrom, region.start, region.end, predicted, round(1000 * score),
                                  region.strand])
             else:
-                writer.writerow([region.chrom, region.start, region.end, region.name, region.strand, classes[best],
+                writer.writerow([region.chrom, region.start, region.end, region.name, region.strand, predicted,
                                  *(f"{x:.6f}" for x in p)])
     os.replace(tmp, out_path)
     return out_path
 
 
-def classify_main(args) -> int:
-    """`genomenet classify`: see classify_regions."""
+def check_classify_args(args) -> None:
+    """The arguments' errors, each one line, before any model is loaded or region scored."""
     if not Path(args.fasta).is_file():
         raise InputFileError(f"{args.fasta}: no such FASTA file")
+    if Path(args.out).is_dir():
+        raise InputFileError(f"--out {args.out}: is a folder; give a file name ending in .tsv or .bed")
+    if args.batch_size < 1:
+        raise InputFileError(f"--batch-size {args.batch_size}: must be at least 1")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise InputFileError(f"--device {args.device}: not a device (cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputFileError(f"--device {args.device}: this PyTorch sees no CUDA device; use --device cpu")
+
+
+def classify_main(args) -> int:
+    """`genomenet classify`: see classify_regions."""
+    check_classify_args(args)
     path = classify_regions(args.model, args.fasta, args.regions, args.out, args.batch_size, args.device,
                             args.cache_dir, args.quiet)
     print(f"wrote {path}", file=sys.stderr if args.quiet else sys.stdout)

@@ -52,6 +52,23 @@ class FinalModelCheckpoint(ModelCheckpoint):
     so `--ckpt_path last` would resume, validate or export a model some steps short of the trained one. It is saved
     at the end of the final batch, as the periodic saves are, so a resumed run goes on mid-epoch exactly."""
 
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning 2.6 writes `last.ckpt` at a validation or epoch end only when a top-k file was saved there, so
+        after an epoch that did not improve the monitored metric `last.ckpt` would still hold the last improvement
+        (and `--ckpt_path last.ckpt` would train the later epochs again)."""
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def _save_last_if_missed(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
         final = trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step  # max_time sets should_stop

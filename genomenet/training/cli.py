@@ -74,7 +74,10 @@ class GenomeCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(FinalModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": "runs/genomenet/checkpoints"})
+        # a re-run into the same folder replaces its last.ckpt (a version counter would write last-v1.ckpt and leave
+        # `--ckpt_path .../last.ckpt` resuming the earlier run)
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.dirpath": "runs/genomenet/checkpoints",
+                             "checkpoint.enable_version_counter": False})
         parser.add_lightning_class_args(TokensPerSecond, "throughput")
         parser.add_lightning_class_args(WindowScoresWriter, "predictions")
         parser.add_class_arguments(ReportConfig, "report", help="The held-out report after fit.")
@@ -178,9 +181,11 @@ class GenomeCLI(LightningCLI):
 
     def load_best_checkpoint(self, cfg: ReportConfig) -> None:
         """Put the best checkpoint's weights by checkpoint.monitor into the model, when one is monitored and
-        report.use_best is set (fine-tuning reports the selected model, not the last step)."""
+        report.use_best is set (fine-tuning reports the selected model, not the last step). Only after fit: `validate`
+        and `test` report the model they were given (`--ckpt_path`), whose restored callback state names some other
+        run's best file."""
         ckpt = self.trainer.checkpoint_callback
-        if cfg.use_best and ckpt is not None and ckpt.monitor and ckpt.best_model_path:
+        if self.subcommand == "fit" and cfg.use_best and ckpt is not None and ckpt.monitor and ckpt.best_model_path:
             state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
             self.model.load_state_dict(state)
             print(f"reporting the best checkpoint by {ckpt.monitor}: {ckpt.best_model_path}", flush=True)
