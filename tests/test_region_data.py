@@ -235,3 +235,10 @@ def test_shifted_training_windows_are_the_genome_moved_by_whole_tokens(tmp_path:
     centred = dm.window_tokens("test")[0]
     region = dm.splits["test"].regions[0]
     assert np.array_equal(centred, region_tokens(dmel, region, WindowSpec(120), tokenizer))
+
+
+def test_track_and_browser_lines_are_skipped_but_contigs_named_like_them_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "r.bed"
+    path.write_text("browser position chr1:1-100\ntrack name=x\n# note\ntrack1\t5\t9\ta\nbrowser_2\t1\t3\tb\n")
+    regions = read_bed_regions(path, {"track1": 50, "browser_2": 50})
+    assert [(r.chrom, r.start, r.name) for r in regions] == [("track1", 5, "a"), ("browser_2", 1, "b")]

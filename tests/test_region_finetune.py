@@ -195,6 +195,18 @@ def test_backbone_dropout_overrides_the_pre_trained_models_and_keeps_its_weights
         RegionClassifier(init_weights=backbone, backbone_dropout=1.0)
 
 
+def test_a_fine_tune_with_its_own_backbone_dropout_resumes_from_its_checkpoint(run: dict, tmp_path: Path) -> None:
+    """The checkpoint's settings hold the backbone's shape with dropout 0; the pre-trained model's is 0.1."""
+    backbone = str(tiny_model(tmp_path / "backbone", seed=0, dropout=0.1))
+    argv = [a.replace(str(run["folder"] / "run"), str(tmp_path / "run")).replace(str(run["backbone"]), backbone)
+            for a in run["argv"]]
+    short = ["--trainer.limit_train_batches", "2", "--report.enabled", "false", "--model.backbone_dropout", "0.0"]
+    assert main([*argv, "--trainer.max_epochs", "1", *short]) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert main([*argv, "--trainer.max_epochs", "2", *short, "--ckpt_path", str(last)]) == 0
+    assert torch.load(last, weights_only=False)["global_step"] == 4
+
+
 def test_a_warm_start_whose_tokens_do_not_match_is_one_line(run: dict, capfd) -> None:
     code = main([*run["argv"], "--data.kmer_size", "2"])
     err = capfd.readouterr().err.strip().splitlines()

@@ -77,11 +77,17 @@ def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None) -> li
             regions = [
                 _parse_line(path, number, line, lengths)
                 for number, line in enumerate(handle, start=1)
-                if line.strip() and not line.startswith(("#", "track", "browser"))
+                if line.strip() and not is_header(line)
             ]
     except (UnicodeDecodeError, EOFError, OSError) as err:
         raise InputFileError(f"{path}: not a readable BED text file ({err})") from None
     return regions
+
+
+def is_header(line: str) -> bool:
+    """A comment, or a UCSC `track` / `browser` line (the word alone, then its settings): not a contig named
+    `track1` or `browser_2`."""
+    return line.startswith("#") or line.split(maxsplit=1)[0] in ("track", "browser")
 
 
 def missing_chromosome_hint(chrom: str, names: list[str]) -> str:

@@ -141,7 +141,9 @@ class RegionClassifier(LoadsClassPathCheckpoints, L.LightningModule):
             trained = load_pretrained(init_weights)
         except InputFileError as err:
             raise ConfigError(f"model init_weights: {err}") from None
-        if cfg != LongNetConfig() and replace(cfg, vocab_size=trained.cfg.vocab_size) != trained.cfg:
+        # a checkpoint's settings (`fit --ckpt_path`) hold the backbone's shape with backbone_dropout applied
+        if cfg != LongNetConfig() and replace(cfg, vocab_size=trained.cfg.vocab_size,
+                                              dropout=trained.cfg.dropout) != trained.cfg:
             raise ConfigError(f"model backbone differs from init_weights {init_weights}'s; leave model.backbone unset")
         model = LongNet(self._with_dropout(trained.cfg), causal=trained.info.objective.kind == "causal")
         load_initial_weights(model, init_weights, self.kmer_size)
