@@ -38,6 +38,10 @@ def one_error_line(capfd: pytest.CaptureFixture, argv: list[str]) -> str:
         (["--model.backbone.vocab_size", "12"], "vocab_size"),
         (["--model.init_weights", "no/such/model"], "no/such/model"),
         (["--trainer.enable_checkpointing", "false"], "enable_checkpointing"),  # Lightning's own misconfiguration
+        (["--model.optimizer.lr", "-1"], "lr=-1.0 must be > 0"),
+        (["--model.optimizer.betas", "[0.9, 1.5]"], "betas"),
+        (["--report.kmer_sizes", "[]"], "report.kmer_sizes"),
+        (["--report.kmer_sizes", "[0]"], "report.kmer_sizes"),
     ],
 )
 def test_bad_fit_config_values_fail_before_training_with_one_line(

@@ -13,6 +13,7 @@ import torch
 
 from genomenet.baselines.markov import fit_markov
 from genomenet.data.region_tokens import RegionTokens, region_tokens
+from genomenet.errors import ConfigError
 from genomenet.evaluation.context_gain import (
     AttentionPattern,
     TargetKinds,
@@ -75,6 +76,10 @@ class ReportConfig:
     """Segmentation: at most about this many test bases are scored (every s-th base of each test window)."""
     segment_cnn_channels: int = 64
     """Segmentation: channels of the CNN baseline."""
+
+    def __post_init__(self) -> None:   # with the config, not after training
+        if not self.kmer_sizes or any(k < 1 for k in self.kmer_sizes):
+            raise ConfigError(f"report.kmer_sizes={list(self.kmer_sizes)} must name at least one k >= 1")
 
 
 @dataclass

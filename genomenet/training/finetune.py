@@ -100,6 +100,8 @@ class RegionClassifier(LoadsClassPathCheckpoints, L.LightningModule):
         super().__init__()
         if finetune not in ("full", "frozen") or backbone_lr_scale < 0:
             raise ConfigError(f"model finetune={finetune!r} must be full or frozen, backbone_lr_scale >= 0")
+        if not 0 <= head_dropout < 1:
+            raise ConfigError(f"model head_dropout={head_dropout} must be in [0, 1)")
         if backbone_dropout is not None and not 0 <= backbone_dropout < 1:
             raise ConfigError(f"model backbone_dropout={backbone_dropout} must be in [0, 1)")
         if head_init not in ("random", "probe") or head_init_windows < 2:

@@ -48,9 +48,14 @@ class OptimizerConfig:
     name: Literal["adamw", "sgd"] = "adamw"
     """adamw, or plain sgd (no momentum; what the distributed tests compare, since AdamW hides gradient scale)."""
 
-    def __post_init__(self) -> None:
-        if self.decay_steps is not None and self.decay_steps < 1:   # found with the config, before training
+    def __post_init__(self) -> None:   # found with the config, before training
+        if self.decay_steps is not None and self.decay_steps < 1:
             raise ConfigError(f"model optimizer.decay_steps={self.decay_steps} must be >= 1")
+        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"model optimizer: lr={self.lr} must be > 0, weight_decay={self.weight_decay} and "
+                              f"warmup_steps={self.warmup_steps} >= 0, min_lr_ratio={self.min_lr_ratio} in [0, 1]")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"model optimizer.betas={tuple(self.betas)} must each be in [0, 1)")
 
 
 def load_initial_weights(model: LongNet, path: str, kmer_size: int, alphabet: str = "dna") -> None:
