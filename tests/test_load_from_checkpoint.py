@@ -13,7 +13,9 @@ from inference_models import tiny_model
 
 from genomenet.errors import ConfigError
 from genomenet.model.longnet import LongNetConfig
+from genomenet.model.objectives import ObjectiveConfig
 from genomenet.training.finetune import RegionClassifier
+from genomenet.training.module import GenomeLM
 from genomenet.training.segmenter import Segmenter
 from genomenet.training.variant_finetune import VariantEffectClassifier
 
@@ -97,3 +99,14 @@ def test_a_keyword_argument_still_overrides_the_saved_setting(tmp_path: Path) ->
     trained.build_head(LABELS, WINDOW)
     loaded = RegionClassifier.load_from_checkpoint(save(trained, tmp_path / "c.ckpt"), head_dropout=0.3)
     assert loaded.net.drop.p == 0.3
+
+
+def test_a_language_model_checkpoint_loads_as_the_trained_model(tmp_path: Path) -> None:
+    shape = LongNetConfig(n_layers=1, d_model=32, n_heads=2, segment_lengths=[16, 32], dilation_rates=[1, 2])
+    trained = GenomeLM(backbone=shape, objective=ObjectiveConfig(kind="masked"), kmer_size=2)
+    perturb(trained)
+    loaded = GenomeLM.load_from_checkpoint(save(trained, tmp_path / "lm.ckpt"), map_location="cpu")
+    assert loaded.model.cfg == trained.model.cfg and not loaded.model.causal and loaded.info.kmer_size == 2
+    ids = torch.randint(0, 16, (2, 32))
+    with torch.no_grad():
+        assert torch.equal(loaded.eval().model(ids), trained.eval().model(ids))

@@ -195,6 +195,23 @@ def test_backbone_dropout_overrides_the_pre_trained_models_and_keeps_its_weights
         RegionClassifier(init_weights=backbone, backbone_dropout=1.0)
 
 
+def test_lightnings_weight_averaging_callbacks_average_a_multiclass_head(run: dict, tmp_path: Path) -> None:
+    """EMA copies the model in its own setup, before the module's; the CLI builds the head (three classes here)
+    before the trainer, so the copy has the real head's shape."""
+    lines = run["bed"].read_text().splitlines()
+    bed = tmp_path / "three.bed"
+    bed.write_text("".join(line.replace("\tplain\t", "\tother\t") + "\n" if i % 2 else line + "\n"
+                           for i, line in enumerate(lines)))
+    argv = [a.replace(str(run["folder"] / "run"), str(tmp_path / "run")).replace(str(run["bed"]), str(bed))
+            for a in run["argv"]]
+    assert main([*argv, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--report.enabled",
+                 "false", "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
+                 "--trainer.callbacks.decay", "0.5"]) == 0
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["state_dict"]["net.head.weight"].shape[0] == 3
+    assert not torch.equal(saved["state_dict"]["net.head.weight"], saved["current_model_state"]["net.head.weight"])
+
+
 def test_a_fine_tune_with_its_own_backbone_dropout_resumes_from_its_checkpoint(run: dict, tmp_path: Path) -> None:
     """The checkpoint's settings hold the backbone's shape with dropout 0; the pre-trained model's is 0.1."""
     backbone = str(tiny_model(tmp_path / "backbone", seed=0, dropout=0.1))

@@ -21,6 +21,7 @@ from genomenet.model.pretrained import load_pretrained
 from genomenet.model.strided import strided_attention
 from genomenet.text.corpus import open_corpus
 from genomenet.text.datamodule import TextWindows
+from genomenet.text.module import TextLM
 from genomenet.text.report import bits_per_byte, compressor_bits, extended_backbone
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,6 +181,21 @@ def test_fit_on_text_ends_with_bits_per_byte_beside_xz_and_the_exported_model(
 def test_the_text_model_checkpoint_is_recognised_as_bytes(tmp_path: Path) -> None:
     assert main(tiny_text_args(tmp_path, steps=2) + ["--report.enabled", "false"]) == 0
     assert load_pretrained(tmp_path / "run" / "checkpoints" / "last.ckpt").info.alphabet == "bytes"
+
+
+def test_a_text_model_resumes_from_its_checkpoint_file_and_loads_with_lightning(tmp_path: Path) -> None:
+    """`--ckpt_path FILE` re-parses the checkpoint's settings as a TextLM (not the default GenomeLM, whose DNA
+    tokenizer would refuse the byte vocabulary), and `TextLM.load_from_checkpoint` rebuilds the trained model."""
+    args = tiny_text_args(tmp_path, steps=2) + ["--report.enabled", "false"]
+    assert main(args) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert main(tiny_text_args(tmp_path, steps=4) + ["--report.enabled", "false", "--ckpt_path", str(last)]) == 0
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+    loaded = TextLM.load_from_checkpoint(last, map_location="cpu").eval()
+    assert loaded.model.cfg.segment_lengths == [16, 32, 64] and loaded.model.cfg.d_model == 32
+    weights = torch.load(last, weights_only=True)["state_dict"]
+    for name, value in loaded.state_dict().items():
+        assert torch.equal(value, weights[name]), name
 
 
 def one_line(capfd: pytest.CaptureFixture, argv: list[str]) -> str:

@@ -120,10 +120,19 @@ def _load_exported(path: Path, map_location: str | torch.device) -> tuple[LongNe
     return model, info
 
 
+LANGUAGE_MODELS = ("genomenet.training.module.GenomeLM", "genomenet.text.module.TextLM")
+
+
+def language_model_settings(hparams: dict) -> dict:
+    """A checkpoint's settings, flat (GenomeLM) or under init_args for a language model saved by its class_path
+    (TextLM); a fine-tuned model's stay as they are (they describe no language model)."""
+    return hparams["init_args"] if hparams.get("class_path") in LANGUAGE_MODELS else hparams
+
+
 def _load_checkpoint(path: Path, map_location: str | torch.device) -> tuple[LongNet, PretrainedInfo]:
     ckpt = read_checkpoint(path, map_location)
     try:
-        info = PretrainedInfo.from_dict(ckpt["hyper_parameters"])
+        info = PretrainedInfo.from_dict(language_model_settings(ckpt["hyper_parameters"]))
     except (KeyError, TypeError, ValueError) as err:
         what = f"no {err.args[0]!r} entry" if isinstance(err, KeyError) else _first_line(err)
         raise not_a_model(path, f"its hyper_parameters describe no genomenet model: {what}") from None

@@ -106,6 +106,8 @@ class GenomeCLI(LightningCLI):
         if isinstance(self.model, (RegionClassifier, VariantEffectClassifier, Segmenter)):
             self.datamodule.setup()   # reads and splits the labels: their errors come before the trainer says anything
             print(self.datamodule.summary(), flush=True)
+            if hasattr(self.model, "build_head_for"):
+                self.model.build_head_for(self.datamodule)
             return self._with_atomic_checkpoints(super().instantiate_trainer(**kwargs))
         check_compatible(self.model, self.datamodule)  # before the trainer says anything
         if self.model.sequence_parallel_size > 1:

@@ -160,8 +160,13 @@ class RegionClassifier(LoadsClassPathCheckpoints, L.LightningModule):
         return self.net.backbone
 
     def setup(self, stage: str) -> None:
+        self.build_head_for(self.trainer.datamodule)
+
+    def build_head_for(self, data) -> None:
+        """The head for a set-up region data module's labels and window, unless one is built. `genomenet fit` calls
+        it before the trainer exists, so callbacks that copy the model in their own setup (Lightning's weight
+        averaging: EMA, SWA), which runs before this module's, copy the real head."""
         if self.labels is None:
-            data = self.trainer.datamodule
             self.build_head(data.labels.to_dict(), {"length": data.spec.length, "mode": data.spec.mode,
                                                     "flank": data.spec.flank})
 

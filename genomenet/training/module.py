@@ -79,7 +79,39 @@ def load_initial_weights(model: LongNet, path: str, kmer_size: int, alphabet: st
     model.load_state_dict(have)
 
 
-class GenomeLM(L.LightningModule):
+class LoadsClassPathCheckpoints:
+    """For modules whose hyper-parameters `as_init_args` saves as class_path and init_args, or flat as plain data:
+    Lightning's `load_from_checkpoint` passes a checkpoint's hyper-parameters to the class as they are, so it would
+    drop class_path ones and silently build the default architecture (shape, attention) around the checkpoint's
+    weights, and hand dictionaries where dataclasses belong. This passes the saved settings, typed, instead; keyword
+    arguments given to the call still override them."""
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # noqa: ANN001, ANN206 - Lightning's signature
+        saved = read_checkpoint(checkpoint_path, mmap=True).get("hyper_parameters", {})
+        return super().load_from_checkpoint(checkpoint_path, *args, **{**checkpoint_init_args(cls, saved), **kwargs})
+
+
+def checkpoint_init_args(cls: type, saved: dict) -> dict:
+    """The keyword arguments that rebuild `cls` from hyper-parameters saved by `as_init_args`: dataclass settings
+    (optimizer, backbone shape) as their dataclasses, and, where the backbone's shape and attention are saved, no
+    `init_weights`: the checkpoint holds every weight, so it loads without the model it was started from."""
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if "class_path" in saved and saved["class_path"] != name:
+        raise ConfigError(f"the checkpoint holds a {saved.get('class_path')}, not a {name}")
+    hints = typing.get_type_hints(cls.__init__)
+    kwargs = {}
+    for key, value in saved.get("init_args", saved).items():
+        hint = hints.get(key)
+        if hint is None:
+            continue   # a setting the class no longer takes
+        kwargs[key] = hint(**value) if dataclasses.is_dataclass(hint) and isinstance(value, dict) else value
+    if "backbone" in kwargs and "causal" in kwargs and "init_weights" in hints:
+        kwargs["init_weights"] = None
+    return kwargs
+
+
+class GenomeLM(LoadsClassPathCheckpoints, L.LightningModule):
     """Pretrains a LongNet backbone on token windows; logs loss, bits per base, perplexity."""
 
     def __init__(
@@ -119,11 +151,12 @@ class GenomeLM(L.LightningModule):
         if init_weights is not None:
             load_initial_weights(self.model, init_weights, kmer_size, self.alphabet)
         # the init arguments as plain data: checkpoints load with weights_only=True, and LightningCLI can re-parse them
-        self.save_hyperparameters(
-            {"backbone": asdict(backbone), "objective": asdict(objective), "optimizer": asdict(optimizer),
-             "kmer_size": kmer_size, "sequence_parallel_size": sequence_parallel_size,
-             "context_length": context_length}
-        )
+        # (flat for GenomeLM, the CLI's default model; a subclass such as TextLM by its class_path, or `--ckpt_path`
+        # would rebuild a GenomeLM from them)
+        settings = {"backbone": asdict(backbone), "objective": asdict(objective), "optimizer": asdict(optimizer),
+                    "kmer_size": kmer_size, "sequence_parallel_size": sequence_parallel_size,
+                    "context_length": context_length}
+        self.save_hyperparameters(settings if type(self) is GenomeLM else as_init_args(self, settings))
         self.val_nll, self.val_count = SumMetric(), SumMetric()
 
     alphabet = "dna"
@@ -253,39 +286,6 @@ def as_init_args(module: L.LightningModule, args: dict) -> dict:
     hyper-parameters to LightningCLI's parser as the model's configuration, which for such a model is its class
     and init_args (flat arguments would be read as those of the default model, GenomeLM, and refused)."""
     return {"class_path": f"{type(module).__module__}.{type(module).__qualname__}", "init_args": args}
-
-
-class LoadsClassPathCheckpoints:
-    """For modules whose hyper-parameters `as_init_args` saves as class_path and init_args: Lightning's
-    `load_from_checkpoint` passes a checkpoint's hyper-parameters to the class as flat keyword arguments, so it would
-    drop these and silently build the default architecture (shape, attention) around the checkpoint's weights. This
-    passes the saved init_args, typed, instead; keyword arguments given to the call still override them."""
-
-    @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # noqa: ANN001, ANN206 - Lightning's signature
-        saved = read_checkpoint(checkpoint_path, mmap=True).get("hyper_parameters", {})
-        return super().load_from_checkpoint(checkpoint_path, *args, **{**checkpoint_init_args(cls, saved), **kwargs})
-
-
-def checkpoint_init_args(cls: type, saved: dict) -> dict:
-    """The keyword arguments that rebuild `cls` from hyper-parameters saved by `as_init_args`: dataclass settings
-    (optimizer, backbone shape) as their dataclasses, and, where the backbone's shape and attention are saved, no
-    `init_weights`: the checkpoint holds every weight, so it loads without the model it was started from."""
-    if "init_args" not in saved:
-        return {}
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    if saved.get("class_path") != name:
-        raise ConfigError(f"the checkpoint holds a {saved.get('class_path')}, not a {name}")
-    hints = typing.get_type_hints(cls.__init__)
-    kwargs = {}
-    for key, value in saved["init_args"].items():
-        hint = hints.get(key)
-        if hint is None:
-            continue   # a setting the class no longer takes
-        kwargs[key] = hint(**value) if dataclasses.is_dataclass(hint) and isinstance(value, dict) else value
-    if "backbone" in kwargs and "causal" in kwargs and "init_weights" in hints:
-        kwargs["init_weights"] = None
-    return kwargs
 
 
 def schedule_steps(cfg: OptimizerConfig, max_steps: int, estimated_steps) -> int:

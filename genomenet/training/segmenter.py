@@ -102,10 +102,15 @@ class SegmentationTask(L.LightningModule):
     def backbone_parameters(self) -> list[nn.Parameter]:
         return []
 
-    def setup(self, stage: str) -> None:
-        data = self.trainer.datamodule
+    def build_head_for(self, data) -> None:
+        """The head for a set-up data module's classes, unless one is built (before the trainer, in `genomenet
+        fit`, so weight-averaging callbacks copy the real head: `RegionClassifier.build_head_for`)."""
         if self.classes is None:
             self.build_head(list(data.labels.classes))
+
+    def setup(self, stage: str) -> None:
+        data = self.trainer.datamodule
+        self.build_head_for(data)
         self.pos_weight = pos_weights(data.train_frequencies(), self.max_pos_weight).to(self.device)
         self.val_stride = max(1, math.ceil(len(data.tiles["val"]) * data.context_length / self.val_max_bases))
 
