@@ -129,7 +129,9 @@ def write_bed(tmp_path: Path, lines: list[str]) -> Path:
 @pytest.mark.parametrize(("lines", "message"), [
     (["c\t0\t10\tpos", "c\t20\t30"], "line 2: no label"),
     (["c\t0\t10\tpos", "c\t20\t30\t\t0\t+"], "line 2: no label"),
-    (["# header", "c\t0\t10\t1", "c\t20\t30\tpos"], "line 3: label 'pos' is a word but line 2's is a number"),
+    (["# header", "c\t0\t10\t1", "c\t20\t30\tpos"], "line 3: label 'pos' is a word but line 2's '1' is a number"),
+    (["c\t0\t10\thi,plus", "c\t20\t30\t0", "c\t30\t40\t1"], "line 2: label '0' is a number but line 1's 'hi'"),
+    (["c\t0\t10\t1", "c\t20\t30\tnan"], "line 2: label 'nan' is a word"),
     (["c\t0\t10\tpos", "c\t20\t30\tpos"], "a classifier needs two classes"),
 ])
 def test_bad_labels_are_one_error_naming_the_line(tmp_path: Path, lines: list[str], message: str) -> None:
@@ -146,6 +148,12 @@ def test_label_kind_follows_the_labels(tmp_path: Path) -> None:
     assert {name: ls.kind for name, ls in kinds.items()} == {n: n for n in kinds}
     assert kinds["multilabel"].target("a,b").tolist() == [1, 1]
     assert kinds["multiclass"].target("c").tolist() == [2]
+
+
+def test_spaces_about_labels_are_not_part_of_them(tmp_path: Path) -> None:
+    path = write_bed(tmp_path, ["c\t0\t1\ta, b", "c\t1\t2\tb"])
+    labels = infer_labels(path, read_bed_regions(path), "auto")
+    assert labels.classes == ("a", "b") and labels.target("a, b").tolist() == [1, 1]
 
 
 def data_module(tmp_path: Path, lines: list[str], **kwargs) -> RegionDataModule:

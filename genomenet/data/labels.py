@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,11 @@ from genomenet.errors import InputFileError
 TaskKind = Literal["binary", "multiclass", "multilabel"]
 LABEL_SEPARATOR = ","
 """Several labels of one region (multi-label), e.g. `enhancer,promoter`."""
+
+
+def label_names(name: str) -> list[str]:
+    """The labels of one BED name: `a,b` or `a, b` is `a` and `b` (spaces about each label are not part of it)."""
+    return [n.strip() for n in name.split(LABEL_SEPARATOR)]
 
 
 @dataclass(frozen=True)
@@ -31,12 +37,12 @@ class LabelSet:
 
     def target(self, name: str) -> np.ndarray:
         """float32 target of one region: (1,) 0/1 for binary, (1,) class index for multi-class, (C,) multi-hot."""
-        names = name.split(LABEL_SEPARATOR)
+        names = label_names(name)
         if self.kind == "multilabel":
             hot = np.zeros(len(self.classes), dtype=np.float32)
             hot[[self.classes.index(n) for n in names]] = 1
             return hot
-        return np.array([self.classes.index(name)], dtype=np.float32)
+        return np.array([self.classes.index(names[0])], dtype=np.float32)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "classes": list(self.classes)}
@@ -50,15 +56,18 @@ def infer_labels(path: str | Path, regions: list[Region], kind: TaskKind | Liter
     """The label set of a labelled BED; a missing or empty label, or numbers mixed with words, is a one-line error
     naming the line. `auto`: multi-label when any name holds a comma, binary with two classes, else multi-class."""
     for region in regions:
-        if not region.name.strip() or any(not n.strip() for n in region.name.split(LABEL_SEPARATOR)):
+        if not region.name.strip() or not all(label_names(region.name)):
             raise InputFileError(f"{path}: line {region.line}: no label (column 4, the name, is missing or empty)")
-    numeric = [_is_number(r.name) for r in regions if LABEL_SEPARATOR not in r.name]
+    labelled = [(r, n, _is_number(n)) for r in regions for n in label_names(r.name)]
+    numeric = [is_number for _, _, is_number in labelled]
     if numeric and any(numeric) and not all(numeric):
-        first = next(r for r in regions if LABEL_SEPARATOR not in r.name and _is_number(r.name) != numeric[0])
-        kinds = ("a number", "a word") if numeric[0] else ("a word", "a number")
-        raise InputFileError(f"{path}: line {first.line}: label {first.name!r} is {kinds[1]} but line "
-                             f"{regions[0].line}'s is {kinds[0]}: labels must be all numbers or all words")
-    names = {n for r in regions for n in r.name.split(LABEL_SEPARATOR)}
+        first_region, first_name, first_kind = labelled[0]
+        region, name, _ = next(item for item in labelled if item[2] != first_kind)
+        kinds = ("a number", "a word") if first_kind else ("a word", "a number")
+        raise InputFileError(f"{path}: line {region.line}: label {name!r} is {kinds[1]} but line "
+                             f"{first_region.line}'s {first_name!r} is {kinds[0]}: labels must be all numbers or "
+                             f"all words")
+    names = {n for _, n, _ in labelled}
     classes = tuple(sorted(names, key=float) if numeric and all(numeric) else sorted(names))
     if kind == "auto":
         kind = "multilabel" if any(LABEL_SEPARATOR in r.name for r in regions) else (
@@ -74,8 +83,8 @@ def infer_labels(path: str | Path, regions: list[Region], kind: TaskKind | Liter
 
 
 def _is_number(text: str) -> bool:
+    """A finite number (`nan` and `inf` are words here: they do not sort)."""
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from genomenet.data.cache import PreparedGenome, prepare
 from genomenet.data.intervals import Interval, Region, read_bed_regions
-from genomenet.data.labels import LabelSet, TaskKind, infer_labels
+from genomenet.data.labels import LabelSet, TaskKind, infer_labels, label_names
 from genomenet.data.region_windows import WindowMode, WindowSpec, n_fraction, region_span, region_tokens
 from genomenet.data.splits import (
     SPLITS,
@@ -211,7 +211,7 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
             raise ConfigError(f"{self.regions_path}: the split leaves no validation region; set data.split."
                               "val_fraction > 0 (block mode) or data.split.val_chromosomes (chromosome mode)")
         for split in ("train", "test"):
-            seen = {c for r in self.splits[split].regions for c in r.name.split(",")}
+            seen = {c for r in self.splits[split].regions for c in label_names(r.name)}
             missing = [c for c in self.labels.classes if c not in seen]
             if missing:
                 raise ConfigError(f"{self.regions_path}: the split leaves class {missing[0]!r} with no {split} "
