@@ -224,6 +224,20 @@ def test_a_fine_tune_with_its_own_backbone_dropout_resumes_from_its_checkpoint(r
     assert torch.load(last, weights_only=False)["global_step"] == 4
 
 
+def test_an_exported_classifier_as_a_warm_start_is_one_line_saying_so(run: dict, capfd, tmp_path: Path) -> None:
+    tokenizer = make_tokenizer(1)
+    cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=1, d_model=32, n_heads=2, segment_lengths=[64, 128],
+                        dilation_rates=[1, 2])
+    net = RegionClassifierNet(LongNet(cfg, causal=True), 2, "mean", tokenizer.pad_id)
+    info = ClassifierInfo(cfg, True, 1, "mean", {"kind": "binary", "classes": ["motif", "plain"]},
+                          {"length": WINDOW, "mode": "centered", "flank": 0})
+    exported = export_classifier(net, info, tmp_path / "classifier")
+    code = main([*run["argv"], "--model.init_weights", str(exported)])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "an exported fine-tuned model (genomenet-classifier/1), not a pre-trained language model" in err[0]
+
+
 def test_a_warm_start_whose_tokens_do_not_match_is_one_line(run: dict, capfd) -> None:
     code = main([*run["argv"], "--data.kmer_size", "2"])
     err = capfd.readouterr().err.strip().splitlines()

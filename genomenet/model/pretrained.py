@@ -109,7 +109,13 @@ def _load_exported(path: Path, map_location: str | torch.device) -> tuple[LongNe
         if not (path / name).is_file():
             raise InputFileError(f"{path}: not an exported model directory ({name} is missing)")
     try:
-        info = PretrainedInfo.from_dict(json.loads((path / CONFIG).read_text()))
+        config = json.loads((path / CONFIG).read_text())
+        fine_tuned = str(config.get("format", "")) if isinstance(config, dict) else ""
+        if fine_tuned.startswith(("genomenet-classifier", "genomenet-segmenter")):
+            raise InputFileError(f"{path}: an exported fine-tuned model ({fine_tuned}), not a pre-trained language "
+                                 f"model: warm-start from the backbone it was fine-tuned from, or apply it with "
+                                 f"`genomenet classify` / `genomenet annotate`")
+        info = PretrainedInfo.from_dict(config)
     except (ValueError, KeyError, TypeError) as err:
         raise InputFileError(f"{path / CONFIG}: not a genomenet model config ({err})") from None
     model = LongNet(info.backbone, causal=info.objective.kind == "causal")
