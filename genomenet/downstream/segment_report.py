@@ -93,13 +93,15 @@ def accelerator_name(trainer: L.Trainer) -> str:
 
 
 def train_baseline(module: SegmentationTask, datamodule, trainer: L.Trainer, steps: int) -> SegmentationTask:
-    """Fit a baseline with the model trainer's steps, precision, clipping and validation cadence; best weights."""
+    """Fit a baseline with the model trainer's optimizer steps, gradient accumulation (so it sees as many windows),
+    precision, clipping and validation cadence; best weights."""
     ckpt = trainer.checkpoint_callback
     keep = KeepBest(ckpt.monitor if ckpt is not None else None, getattr(ckpt, "mode", "max"))
     baseline = L.Trainer(
         max_steps=steps, max_epochs=-1, logger=False, enable_checkpointing=False, enable_model_summary=False,
         accelerator=accelerator_name(trainer), devices=1, precision=trainer.precision,
-        gradient_clip_val=trainer.gradient_clip_val, val_check_interval=trainer.val_check_interval,
+        gradient_clip_val=trainer.gradient_clip_val, accumulate_grad_batches=trainer.accumulate_grad_batches,
+        val_check_interval=trainer.val_check_interval,
         check_val_every_n_epoch=trainer.check_val_every_n_epoch, limit_val_batches=trainer.limit_val_batches,
         num_sanity_val_steps=0, enable_progress_bar=trainer.progress_bar_callback is not None, callbacks=[keep])
     baseline.fit(module, datamodule=datamodule)

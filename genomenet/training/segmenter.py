@@ -282,7 +282,7 @@ class Segmenter(LoadsClassPathCheckpoints, SegmentationTask):
                     "head_base_channels": head_base_channels, "head_base_kernel": head_base_kernel,
                     "head_dropout": head_dropout, "finetune": finetune,
                     "backbone_lr_scale": backbone_lr_scale, "head_warmup_steps": head_warmup_steps,
-                    "max_pos_weight": max_pos_weight,
+                    "max_pos_weight": max_pos_weight, "val_max_bases": val_max_bases,
                     "optimizer": asdict(optimizer), "kmer_size": kmer_size,
                     "context_length": context_length, "backbone": asdict(model.cfg)}
         self.save_hyperparameters(as_init_args(self, settings))
