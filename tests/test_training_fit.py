@@ -195,3 +195,13 @@ def test_a_rerun_into_the_same_folder_replaces_last(tmp_path: Path) -> None:
     assert main(tiny_fit_args(tmp_path, steps=2) + args) == 0
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
     assert not list((tmp_path / "checkpoints").glob("last-v*.ckpt"))
+
+
+def test_csv_and_tensorboard_logs_of_one_run_share_its_version_folder(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    (logs / "quickstart" / "version_0").mkdir(parents=True)   # an earlier run's (the config names its logs)
+    args = ["--report.enabled", "false", "--trainer.logger", loggers(logs)]
+    assert main(tiny_fit_args(tmp_path, steps=2) + args) == 0
+    run = logs / "quickstart" / "version_1"
+    assert (run / "metrics.csv").is_file() and list(run.glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (logs / "quickstart").iterdir()) == ["version_0", "version_1"]

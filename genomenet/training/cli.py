@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from genomenet.data.datamodule import GenomeDataModule
@@ -121,6 +122,7 @@ class GenomeCLI(LightningCLI):
     def _with_atomic_checkpoints(trainer):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        share_log_versions(trainer.loggers)
         return trainer
 
     def run_dir(self) -> Path:
@@ -217,6 +219,21 @@ def check_predictable(model_class: str) -> None:
         name = model_class.rsplit(".", 1)[-1]
         raise ConfigError(f"genomenet predict scores language models; a {name} is applied with "
                           f"{APPLY_COMMANDS[model_class]}")
+
+
+def share_log_versions(loggers: list) -> None:
+    """Loggers writing under one save_dir and name with no version of their own take one version, so a run's
+    metrics.csv and TensorBoard events share its folder (each alone would number itself: the CSV logger makes
+    version_N, then TensorBoard sees it and takes version_N+1)."""
+    groups: dict[tuple[str, str], list] = {}
+    for logger in loggers:
+        if isinstance(logger, (CSVLogger, TensorBoardLogger)) and logger._version is None:
+            groups.setdefault((str(Path(logger.save_dir).resolve()), logger.name), []).append(logger)
+    for group in groups.values():
+        if len(group) > 1:
+            version = group[0].version   # the first logger's next free version
+            for logger in group[1:]:
+                logger._version = version
 
 
 def check_ckpt_path(ckpt_path: str | None) -> None:
