@@ -195,6 +195,19 @@ def test_backbone_dropout_overrides_the_pre_trained_models_and_keeps_its_weights
         RegionClassifier(init_weights=backbone, backbone_dropout=1.0)
 
 
+def test_validate_reports_the_checkpoint_it_is_given_into_a_new_folder(run: dict, tmp_path: Path, capsys) -> None:
+    argv = [a.replace(str(run["folder"] / "run"), str(tmp_path / "fit")) for a in run["argv"]]
+    short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--report.kmer_sizes", "[2]"]
+    assert main([*argv, *short, "--report.enabled", "false"]) == 0
+    given = tmp_path / "fit" / "checkpoints" / "last.ckpt"
+    check = ["validate", *[a.replace(str(tmp_path / "fit"), str(tmp_path / "check")) for a in argv[1:]], *short,
+             "--ckpt_path", str(given)]
+    assert main(check) == 0
+    out = capsys.readouterr().out
+    assert "reporting the best checkpoint" not in out and "accuracy, fine-tuned minus k-mer spectrum" in out
+    assert (tmp_path / "check" / "held_out_report.json").is_file()
+
+
 def test_lightnings_weight_averaging_callbacks_average_a_multiclass_head(run: dict, tmp_path: Path) -> None:
     """EMA copies the model in its own setup, before the module's; the CLI builds the head (three classes here)
     before the trainer, so the copy has the real head's shape."""

@@ -126,9 +126,12 @@ class GenomeCLI(LightningCLI):
         return trainer
 
     def run_dir(self) -> Path:
-        """The run's folder: the checkpoints' parent (model/, split.tsv and the report go there)."""
+        """The run's folder: the checkpoints' parent (model/, split.tsv and the report go there); created, since
+        `validate` / `test` write their report there without having saved a checkpoint."""
         ckpt = self.trainer.checkpoint_callback
-        return Path(ckpt.dirpath).parent if ckpt and ckpt.dirpath else Path(self.trainer.default_root_dir)
+        folder = Path(ckpt.dirpath).parent if ckpt and ckpt.dirpath else Path(self.trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def export_dir(self, cfg: ReportConfig) -> Path:
         """Where a classifier is exported: report.export_dir, else model/ in the run's folder."""
