@@ -21,19 +21,19 @@ def classification_metrics(kind: str, targets: np.ndarray, probs: np.ndarray) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
+        pred = predicted(kind, probs)
         if kind == "binary":
             y, p = targets[:, 0].astype(int), probs[:, 1]
-            pred = (p >= 0.5).astype(int)
             return {"accuracy": accuracy_score(y, pred), "mcc": matthews_corrcoef(y, pred),
                     "f1": f1_score(y, pred, zero_division=0), "auroc": _safe(roc_auc_score, y, p),
                     "auprc": _safe(average_precision_score, y, p)}
         if kind == "multiclass":
-            y, pred = targets[:, 0].astype(int), probs.argmax(1)
+            y = targets[:, 0].astype(int)
             hot = np.eye(probs.shape[1], dtype=int)[y]
             return {"accuracy": accuracy_score(y, pred), "mcc": matthews_corrcoef(y, pred),
                     "f1": f1_score(y, pred, average="macro", labels=range(probs.shape[1]), zero_division=0),
                     "auroc": _macro(roc_auc_score, hot, probs), "auprc": _macro(average_precision_score, hot, probs)}
-        y, pred = targets.astype(int), (probs >= 0.5).astype(int)
+        y = targets.astype(int)
         mcc = np.mean([matthews_corrcoef(y[:, c], pred[:, c]) for c in range(y.shape[1])])
         return {"accuracy": accuracy_score(y, pred), "mcc": float(mcc),
                 "f1": f1_score(y, pred, average="macro", zero_division=0),
@@ -65,13 +65,21 @@ def _macro(metric, hot: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def predicted(kind: str, probs: np.ndarray) -> np.ndarray:
+    """Predicted labels: (n,) 0/1 at probability 0.5 (binary), (n,) the likeliest class (multi-class), (n, C) 0/1 per
+    class at 0.5 (multi-label)."""
+    if kind == "binary":
+        return (probs[:, 1] >= 0.5).astype(int)
+    if kind == "multiclass":
+        return probs.argmax(1)
+    return (probs >= 0.5).astype(int)
+
+
 def correct(kind: str, targets: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """(n,) bool: which predictions `classification_metrics`' accuracy counts as right (multi-label: every label)."""
-    if kind == "binary":
-        return (probs[:, 1] >= 0.5).astype(int) == targets[:, 0].astype(int)
-    if kind == "multiclass":
-        return probs.argmax(1) == targets[:, 0].astype(int)
-    return ((probs >= 0.5).astype(int) == targets.astype(int)).all(1)
+    truth = targets.astype(int) if kind == "multilabel" else targets[:, 0].astype(int)
+    right = predicted(kind, probs) == truth
+    return right.all(1) if kind == "multilabel" else right
 
 
 def genomic_units(chroms: list[str], centres: np.ndarray, unit_bases: int) -> np.ndarray:
