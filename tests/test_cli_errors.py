@@ -9,6 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
+from test_training_fit import tiny_fit_args
 
 from genomenet.cli import main
 from genomenet.data.datamodule import GenomeDataModule
@@ -132,3 +134,22 @@ def test_predict_with_a_fine_tuned_model_names_the_command_that_applies_it(capfd
         if "regions" in config else []
     line = one_error_line(capfd, ["predict", "--config", config, *data, "--checkpoint.dirpath", str(tmp_path)])
     assert "genomenet predict scores language models" in line and command in line
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["--checkpoint.monitor", "val/losss"], "checkpoint.monitor: 'val/losss' is not a metric this run logs"),
+        (["--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val/losss"], "val/losss"),
+    ],
+)
+def test_a_monitored_metric_the_run_never_logs_is_one_line_at_the_first_validation(
+    capfd: pytest.CaptureFixture, tmp_path: Path, overrides: list[str], named: str
+) -> None:
+    code = main([*tiny_fit_args(tmp_path, 6), *overrides])
+    err = capfd.readouterr().err
+    line = err.strip().splitlines()[-1]   # after the genome cache's progress bar
+    assert code == 2 and line.startswith("genomenet: error: ") and "Traceback" not in err
+    assert named in line and "val/loss" in line.split(named)[-1]   # and the metrics it could have meant
+    saved = [torch.load(f, weights_only=True)["global_step"] for f in (tmp_path / "checkpoints").glob("*.ckpt")]
+    assert max(saved, default=0) <= 2   # stopped at the first validation, not after training

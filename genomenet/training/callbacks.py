@@ -14,6 +14,8 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from genomenet.errors import ConfigError
+
 
 class TokensPerSecond(L.Callback):
     """Logs `train/tokens_per_second`: tokens of the batches over wall time, averaged over `window` steps."""
@@ -56,6 +58,7 @@ class FinalModelCheckpoint(ModelCheckpoint):
         """Lightning 2.6 writes `last.ckpt` at a validation or epoch end only when a top-k file was saved there, so
         after an epoch that did not improve the monitored metric `last.ckpt` would still hold the last improvement
         (and `--ckpt_path last.ckpt` would train the later epochs again)."""
+        self._check_monitor(trainer)
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_missed(trainer)
@@ -64,6 +67,16 @@ class FinalModelCheckpoint(ModelCheckpoint):
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
             self._save_last_if_missed(trainer)
+
+    def _check_monitor(self, trainer: L.Trainer) -> None:
+        """A monitored metric the run never logs is a typo: say so at the first validation. Lightning would only warn
+        at a periodic save before validation, and fail at a later one, after training for nothing."""
+        if self.monitor is None or self.save_top_k == 0 or trainer.sanity_checking:
+            return
+        logged = self._monitor_candidates(trainer)
+        if self.monitor not in logged:
+            names = ", ".join(sorted(k for k in logged if k not in ("epoch", "step")))
+            raise ConfigError(f"checkpoint.monitor: {self.monitor!r} is not a metric this run logs; it logs {names}")
 
     def _save_last_if_missed(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):

@@ -305,6 +305,10 @@ def run_lightning_cli(argv: list[str]) -> int:
             )
         except MisconfigurationException as err:  # Lightning's word for a trainer setting that cannot work
             raise ConfigError(" ".join(str(err).split())) from err
+        except RuntimeError as err:  # an EarlyStopping callback monitoring a metric the run does not log
+            if not str(err).startswith("Early stopping conditioned on metric"):
+                raise
+            raise ConfigError("trainer.callbacks: " + " ".join(str(err).split())) from err
         except (ValueError, TypeError) as err:  # jsonargparse wraps a class's own error when it instantiates it
             cause = user_error_in(err)
             if cause is None:
