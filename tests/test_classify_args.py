@@ -10,7 +10,11 @@ import pytest
 from conftest import DMEL
 
 from genomenet.cli import main
+from genomenet.data.tokenizers import make_tokenizer
 from genomenet.downstream.regions import prediction
+from genomenet.model.classifier import ClassifierInfo, export_classifier
+from genomenet.model.heads import RegionClassifierNet
+from genomenet.model.longnet import LongNet, LongNetConfig
 
 
 @pytest.mark.parametrize(("extra", "said"), [
@@ -35,3 +39,22 @@ def test_multilabel_predictions_name_every_class_at_half_or_more() -> None:
     assert prediction("multilabel", classes, np.array([0.9, 0.2, 0.6])) == ("exon,tss", pytest.approx(0.6))
     assert prediction("multilabel", classes, np.array([0.1, 0.3, 0.2])) == (".", pytest.approx(0.7))
     assert prediction("multiclass", classes, np.array([0.2, 0.5, 0.3])) == ("repeat", 0.5)
+
+
+def test_a_region_in_an_n_run_gets_its_row_and_a_warning_naming_it(tmp_path: Path, capfd) -> None:
+    tokenizer = make_tokenizer(1)
+    cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=1, d_model=16, n_heads=2, segment_lengths=[32, 64],
+                        dilation_rates=[1, 2])
+    net = RegionClassifierNet(LongNet(cfg, causal=False), 1, "mean", tokenizer.pad_id)  # binary: one logit
+    info = ClassifierInfo(cfg, False, 1, "mean", {"kind": "binary", "classes": ["no", "yes"]},
+                          {"length": 64, "mode": "centered", "flank": 0})
+    model = export_classifier(net, info, tmp_path / "model")
+    bed = tmp_path / "r.bed"   # the slice's N run is [100662, 117662)
+    chrom = "NC_004353.4:1100001-1300000"
+    bed.write_text(f"{chrom}\t5000\t5001\tx\t0\t+\n{chrom}\t110000\t110001\ty\t0\t-\n")
+    out = tmp_path / "p.tsv"
+    assert main(["classify", "--model", str(model), "--fasta", str(DMEL), "--regions", str(bed), "--out", str(out),
+                 "--cache-dir", str(tmp_path / "cache"), "--quiet"]) == 0
+    err = capfd.readouterr().err
+    assert f"1 of 2 regions read windows more than half N (first: {chrom}:110000-110001)" in err
+    assert len(out.read_text().splitlines()) == 3   # the header and both regions

@@ -273,6 +273,7 @@ def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size:
     tokenizer, spec = make_tokenizer(info.kmer_size), WindowSpec(**info.window)
     tokens = np.stack([region_tokens(genome, r, spec, tokenizer) for r in records])
     spans = np.array([region_span(r, spec, tokenizer) for r in records], dtype=np.int64)
+    warn_unknown_windows(records, tokens, tokenizer)
     probs = window_outputs(net, tokens, spans, "probs", info.labels["kind"], batch_size,
                            desc=None if quiet else f"classifying {len(records)} regions")
     classes = info.labels["classes"]
@@ -294,6 +295,18 @@ def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size:
                                  *(f"{x:.6f}" for x in p)])
     os.replace(tmp, out_path)
     return out_path
+
+
+def warn_unknown_windows(records: list, tokens: np.ndarray, tokenizer, most: float = 0.5) -> None:
+    """One line on stderr when some windows are mostly N: their rows are still written (one per region), but their
+    probabilities say nothing about sequence (training drops such windows)."""
+    real = (tokens != tokenizer.pad_id).sum(axis=1)
+    unknown = (tokens == tokenizer.n_id).sum(axis=1) / np.maximum(real, 1)
+    flagged = np.flatnonzero(unknown > most)
+    if len(flagged):
+        first = records[flagged[0]]
+        print(f"classify: warning: {len(flagged)} of {len(records)} regions read windows more than half N (first: "
+              f"{first.chrom}:{first.start}-{first.end}); their probabilities reflect no sequence", file=sys.stderr)
 
 
 def check_classify_args(args) -> None:
