@@ -133,6 +133,7 @@ def write_bed(tmp_path: Path, lines: list[str]) -> Path:
     (["c\t0\t10\thi,plus", "c\t20\t30\t0", "c\t30\t40\t1"], "line 2: label '0' is a number but line 1's 'hi'"),
     (["c\t0\t10\t1", "c\t20\t30\tnan"], "line 2: label 'nan' is a word"),
     (["c\t0\t10\tpos", "c\t20\t30\tpos"], "a classifier needs two classes"),
+    (["c\t0\t10\t1", "c\t20\t30\t0", "c\t30\t40\t1.0"], "line 3: label '1.0' is the number of line 1's '1'"),
 ])
 def test_bad_labels_are_one_error_naming_the_line(tmp_path: Path, lines: list[str], message: str) -> None:
     path = write_bed(tmp_path, lines)

@@ -67,6 +67,8 @@ def infer_labels(path: str | Path, regions: list[Region], kind: TaskKind | Liter
         raise InputFileError(f"{path}: line {region.line}: label {name!r} is {kinds[1]} but line "
                              f"{first_region.line}'s {first_name!r} is {kinds[0]}: labels must be all numbers or "
                              f"all words")
+    if numeric and all(numeric):
+        check_one_spelling_per_number(path, labelled)
     names = {n for _, n, _ in labelled}
     classes = tuple(sorted(names, key=float) if numeric and all(numeric) else sorted(names))
     if kind == "auto":
@@ -80,6 +82,16 @@ def infer_labels(path: str | Path, regions: list[Region], kind: TaskKind | Liter
         line = next(r.line for r in regions if LABEL_SEPARATOR in r.name)
         raise InputFileError(f"{path}: line {line}: several labels in one name need task multilabel")
     return LabelSet(kind, classes)
+
+
+def check_one_spelling_per_number(path: str | Path, labelled: list[tuple[Region, str, bool]]) -> None:
+    """`1` and `1.0` on different lines would be two classes of one number: a one-line error naming both lines."""
+    first: dict[float, tuple[Region, str]] = {}
+    for region, name, _ in labelled:
+        seen = first.setdefault(float(name), (region, name))
+        if seen[1] != name:
+            raise InputFileError(f"{path}: line {region.line}: label {name!r} is the number of line {seen[0].line}'s "
+                                 f"{seen[1]!r} written differently: write each class one way")
 
 
 def _is_number(text: str) -> bool:
