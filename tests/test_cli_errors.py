@@ -153,3 +153,10 @@ def test_a_monitored_metric_the_run_never_logs_is_one_line_at_the_first_validati
     assert named in line and "val/loss" in line.split(named)[-1]   # and the metrics it could have meant
     saved = [torch.load(f, weights_only=True)["global_step"] for f in (tmp_path / "checkpoints").glob("*.ckpt")]
     assert max(saved, default=0) <= 2   # stopped at the first validation, not after training
+
+
+def test_validate_does_not_ask_for_a_training_metric_that_fit_monitors(tmp_path: Path) -> None:
+    args = tiny_fit_args(tmp_path, 2)
+    assert main([*args, "--checkpoint.monitor", "train/loss"]) == 0
+    ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
+    assert main(["validate", *args[1:], "--checkpoint.monitor", "train/loss", "--ckpt_path", ckpt]) == 0

@@ -71,7 +71,7 @@ class FinalModelCheckpoint(ModelCheckpoint):
     def _check_monitor(self, trainer: L.Trainer) -> None:
         """A monitored metric the run never logs is a typo: say so at the first validation. Lightning would only warn
         at a periodic save before validation, and fail at a later one, after training for nothing."""
-        if self.monitor is None or self.save_top_k == 0 or trainer.sanity_checking:
+        if self.monitor is None or self.save_top_k == 0 or trainer.sanity_checking or trainer.state.fn != "fit":
             return
         logged = self._monitor_candidates(trainer)
         if self.monitor not in logged:
