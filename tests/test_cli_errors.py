@@ -155,8 +155,10 @@ def test_a_monitored_metric_the_run_never_logs_is_one_line_at_the_first_validati
     assert max(saved, default=0) <= 2   # stopped at the first validation, not after training
 
 
-def test_validate_does_not_ask_for_a_training_metric_that_fit_monitors(tmp_path: Path) -> None:
+def test_validate_does_not_ask_for_a_training_metric_that_fit_monitors(tmp_path: Path, capfd) -> None:
     args = tiny_fit_args(tmp_path, 2)
     assert main([*args, "--checkpoint.monitor", "train/loss"]) == 0
     ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
     assert main(["validate", *args[1:], "--checkpoint.monitor", "train/loss", "--ckpt_path", ckpt]) == 0
+    out, err = capfd.readouterr()
+    assert "Tip:" not in out + err   # Lightning's advertising for its cloud services is not this run's output

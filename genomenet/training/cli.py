@@ -319,10 +319,21 @@ def run_lightning_cli(argv: list[str]) -> int:
     return 0
 
 
+class NoAdvertising(logging.Filter):
+    """Drops Lightning's "Tip" lines recommending its cloud services: not advice about this run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
 def quiet_known_warnings() -> None:
-    """Lightning's advice that does not apply here (few CPU workers on a 2-core machine, and the like), and its
-    "Seed set to" line, which would come before a configuration error and make it two lines."""
+    """Lightning's advice that does not apply here (few CPU workers on a 2-core machine, its cloud services, and the
+    like), and its "Seed set to" line, which would come before a configuration error and make it two lines."""
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, NoAdvertising) for f in logger.filters):
+            logger.addFilter(NoAdvertising())
     for pattern in (r".*does not have many workers.*", r".*LeafSpec.*", r".*args parameter is intended.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
