@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import subprocess
 import sys
@@ -155,10 +156,20 @@ def test_a_monitored_metric_the_run_never_logs_is_one_line_at_the_first_validati
     assert max(saved, default=0) <= 2   # stopped at the first validation, not after training
 
 
-def test_validate_does_not_ask_for_a_training_metric_that_fit_monitors(tmp_path: Path, capfd) -> None:
+def test_validate_does_not_ask_for_a_training_metric_that_fit_monitors(tmp_path: Path) -> None:
     args = tiny_fit_args(tmp_path, 2)
     assert main([*args, "--checkpoint.monitor", "train/loss"]) == 0
     ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
     assert main(["validate", *args[1:], "--checkpoint.monitor", "train/loss", "--ckpt_path", ckpt]) == 0
-    out, err = capfd.readouterr()
-    assert "Tip:" not in out + err   # Lightning's advertising for its cloud services is not this run's output
+
+
+def test_lightnings_cloud_service_tip_is_dropped_and_its_other_messages_kept(caplog: pytest.LogCaptureFixture) -> None:
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    from genomenet.training.cli import quiet_known_warnings
+
+    quiet_known_warnings()
+    with caplog.at_level(logging.INFO):
+        rank_zero_info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")
+        rank_zero_info("GPU available: False, used: False")
+    assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
