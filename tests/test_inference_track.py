@@ -127,3 +127,14 @@ def test_both_strands_is_the_mean_of_each_and_bigwig_holds_the_same_values(tmp_p
     bw = pybigwig.open(str(run("p.bw", "+")))
     assert bw.chroms() == {CHR20_NAME: 100_000}
     np.testing.assert_allclose(bw.values(CHR20_NAME, 5001, 5400), [plus[p] for p in range(5001, 5400)], atol=1e-6)
+
+
+def test_regions_of_one_token_are_a_gap_not_a_crash(tmp_path, cache_dir) -> None:
+    """A BED of 1-bp positions (k = 1) or of regions shorter than a k-mer: every window is one token, which a causal
+    model has no prediction for; the track is empty where they are, and the run ends normally."""
+    for k in (1, 3):
+        model_dir = tiny_model(tmp_path / f"model{k}", "causal", k, window=96)
+        bed = tmp_path / "snps.bed"
+        bed.write_text(f"{CHR20_NAME}\t3000\t3001\n{CHR20_NAME}\t4000\t4001\n")
+        out = track(model_dir, CHR20, tmp_path / f"t{k}.bedGraph", bed, cache_dir=cache_dir, progress=False)[0]
+        assert read_bedgraph(out)[1] == {}

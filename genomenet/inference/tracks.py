@@ -84,9 +84,9 @@ def information_outputs(runner: InferenceModel) -> BaseOutputs:
             log_probs = torch.log_softmax(runner.logits(ids, mask).float(), -1)[:, :-1]
             targets, scored = ids[:, 1:], real[:, 1:]
             ic, ent = base_information(log_probs, targets.clamp_max(4**k - 1), k)
-            first = torch.full_like(ic[:, :1], math.nan)
+            first = ic.new_full((ic.shape[0], 1, k), math.nan)  # (b, 1, k) even for one-token windows
             ic, ent = torch.cat([first, ic], 1), torch.cat([first, ent], 1)
-            scored = torch.cat([torch.zeros_like(scored[:, :1]), scored], 1)
+            scored = torch.cat([scored.new_zeros(scored.shape[0], 1), scored], 1)
         else:
             log_probs = masked_log_probs(runner, ids, mask)
             ic, ent = base_information(log_probs, ids.clamp_max(4**k - 1), k)
