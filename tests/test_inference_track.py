@@ -15,6 +15,7 @@ from conftest import CHR20
 from inference_models import tiny_model
 
 from genomenet.data.tokenizers import make_tokenizer
+from genomenet.errors import InputFileError
 from genomenet.inference.tiling import tile_region
 from genomenet.inference.tracks import TrackOptions, base_information, track
 from genomenet.model.pretrained import load_pretrained
@@ -138,3 +139,16 @@ def test_regions_of_one_token_are_a_gap_not_a_crash(tmp_path, cache_dir) -> None
         bed.write_text(f"{CHR20_NAME}\t3000\t3001\n{CHR20_NAME}\t4000\t4001\n")
         out = track(model_dir, CHR20, tmp_path / f"t{k}.bedGraph", bed, cache_dir=cache_dir, progress=False)[0]
         assert read_bedgraph(out)[1] == {}
+
+
+def test_an_output_that_is_a_folder_is_one_error_before_any_work(tmp_path, cache_dir) -> None:
+    model_dir = tiny_model(tmp_path / "model", "causal", 1, window=64)
+    bed = tmp_path / "r.bed"
+    bed.write_text(f"{CHR20_NAME}\t5000\t5100\n")
+    for out, made in (("a.bedGraph", "a.bedGraph"), ("b.bedGraph", "b.entropy.bedGraph")):
+        (tmp_path / made).mkdir()
+        with pytest.raises(InputFileError, match="is a folder"):
+            track(model_dir, CHR20, tmp_path / out, bed, TrackOptions(entropy=True), cache_dir=cache_dir,
+                  progress=False)
+        left = [p.name for pattern in (f"{Path(out).stem}.*", f".{Path(out).stem}.*") for p in tmp_path.glob(pattern)]
+        assert left == [made]                                            # no parts, no temporaries

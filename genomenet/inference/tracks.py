@@ -188,7 +188,11 @@ def output_paths(out: Path, entropy: bool) -> list[Path]:
                               "or write .bedGraph") from None
     if out.parent and not out.parent.is_dir():
         raise InputFileError(f"--out {out}: folder {out.parent} does not exist")
-    return [out] + ([out.with_name(f"{out.stem}.entropy{out.suffix}")] if entropy else [])
+    outs = [out] + ([out.with_name(f"{out.stem}.entropy{out.suffix}")] if entropy else [])
+    for path in outs:
+        if path.is_dir():
+            raise InputFileError(f"--out {out}: {path} is a folder; give a file name")
+    return outs
 
 
 def write_tracks(outs: list[Path], parts: PartStore, n_chunks: int, lengths: dict[str, int], model: str) -> None:
