@@ -268,3 +268,18 @@ def test_mutagenesis_scores_every_alternative_as_score_variants_does(tmp_path: P
     assert len(track) == end - start0
     for _, begin, _, value in track:
         assert float(value) == pytest.approx(max(by_position[int(begin) + 1]), rel=1e-4, abs=1e-5)
+
+
+def test_a_plain_gzip_vcf_is_one_line_that_says_bgzip(tmp_path: Path, genome_text: str, capfd) -> None:
+    """gzip (not bgzip) is what `gzip file.vcf` makes: htslib opens it but pysam cannot seek in it."""
+    model_dir = tiny_model(tmp_path / "model", seed=2)
+    base = genome_text[10_000]
+    vcf = write_vcf(tmp_path / "in.vcf", [(CHROM, 10_001, base, "A" if base != "A" else "C")])
+    gz = tmp_path / "in.vcf.gz"
+    gz.write_bytes(gzip.compress(vcf.read_bytes()))
+    out = tmp_path / "out.vcf"
+    line = one_line(capfd, ["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(gz),
+                            "--out", str(out), "--window", str(WINDOW), "--cache-dir", str(tmp_path / "cache"),
+                            "--quiet", "--device", "cpu"])
+    assert str(gz) in line and "bgzip" in line
+    assert not out.exists() and not list(tmp_path.glob(".out*"))

@@ -69,6 +69,9 @@ def open_vcf(path: str | Path) -> pysam.VariantFile:
         return pysam.VariantFile(str(path))
     except (ValueError, OSError) as err:
         raise InputFileError(f"{path}: not a readable VCF ({err})") from None
+    except NotImplementedError:  # htslib opens plain gzip, then pysam cannot seek in it
+        raise InputFileError(f"{path}: compressed with plain gzip, not bgzip; recompress it (zcat {path.name} | bgzip "
+                             f"> NEW.vcf.gz) or gunzip it") from None
 
 
 class ContigMatcher:
