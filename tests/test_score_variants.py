@@ -283,3 +283,23 @@ def test_a_plain_gzip_vcf_is_one_line_that_says_bgzip(tmp_path: Path, genome_tex
                             "--quiet", "--device", "cpu"])
     assert str(gz) in line and "bgzip" in line
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+@pytest.mark.parametrize("case", ["out_missing_folder", "out_is_folder", "tsv_missing_folder"])
+def test_an_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path: Path, genome_text: str, capfd,
+                                                                     case: str) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=2)
+    base = genome_text[10_000]
+    vcf = write_vcf(tmp_path / "in.vcf", [(CHROM, 10_001, base, "A" if base != "A" else "C")])
+    out, tsv = tmp_path / "out.vcf.gz", tmp_path / "out.tsv"
+    if case == "out_missing_folder":
+        out = tmp_path / "missing" / "out.vcf.gz"
+    elif case == "out_is_folder":
+        out.mkdir()
+    else:
+        tsv = tmp_path / "missing" / "out.tsv"
+    line = one_line(capfd, ["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf),
+                            "--out", str(out), "--tsv", str(tsv), "--window", str(WINDOW), "--cache-dir",
+                            str(tmp_path / "cache"), "--quiet", "--device", "cpu"])
+    assert (str(tsv) if case.startswith("tsv") else str(out)) in line
+    assert not list(tmp_path.glob(".out*")) and not (tmp_path / "cache").exists()     # nothing run, nothing left

@@ -124,6 +124,8 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
                    cache_dir: str | None = None, progress: bool = True, labels_tsv: str | None = None,
                    label_info: str | None = None, markov_max_order: int = 8) -> tuple[Path, int, float, str | None]:
     """Score every record; returns (output path, records, seconds, the labelled evaluation table or None)."""
+    for path, option in ((out, "--out"), (tsv, "--tsv")):
+        check_output(path, option)
     runner = InferenceModel.load(model, device, precision, batch_size)
     genome = prepare(fasta, cache_dir, progress=progress)
     scorer = VariantScorer(runner, genome, options)
@@ -176,6 +178,17 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
             if leftover is not None and Path(leftover).exists():
                 Path(leftover).unlink()
     return out_path, records, time.perf_counter() - t0, evaluation.results.table() if evaluation else None
+
+
+def check_output(path: str | Path | None, option: str) -> None:
+    """A one-line error, before any work, for an output in a missing folder or that is a folder."""
+    if path is None:
+        return
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputFileError(f"{option} {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise InputFileError(f"{option} {path}: is a folder; give a file name")
 
 
 def write_chunk(chunk: list, scorer: VariantScorer, genome, keep_mismatches: bool, vcf_path: str, writer,
