@@ -303,3 +303,19 @@ def test_an_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path: 
                             str(tmp_path / "cache"), "--quiet", "--device", "cpu"])
     assert (str(tsv) if case.startswith("tsv") else str(out)) in line
     assert not list(tmp_path.glob(".out*")) and not (tmp_path / "cache").exists()     # nothing run, nothing left
+
+
+def test_a_symbolic_allele_leaves_no_undeclared_info_field(tmp_path: Path, genome_text: str) -> None:
+    """pysam adds END to a record with a symbolic ALT when writing it: the output header declares it."""
+    model_dir = tiny_model(tmp_path / "model", seed=1)
+    base = genome_text[5000]
+    vcf = write_vcf(tmp_path / "in.vcf", [(CHROM, 5001, base, "<DEL>")])
+    out = tmp_path / "out.vcf"
+    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
+                 str(out), "--window", str(WINDOW), "--cache-dir", str(tmp_path / "cache"), "--quiet",
+                 "--device", "cpu"]) == 0
+    text = out.read_text()
+    used = {field.split("=")[0] for line in text.splitlines() if not line.startswith("#")
+            for field in line.split("\t")[7].split(";")}
+    declared = {line.split("ID=")[1].split(",")[0] for line in text.splitlines() if line.startswith("##INFO=")}
+    assert "GN_FLAG" in used and used <= declared

@@ -57,8 +57,8 @@ def ref_mismatch(genome, variant: Variant) -> bool:
 
 def output_header(header: pysam.VariantHeader, scores: tuple[str, ...], window: int, model: str,
                   contigs: dict[str, int]) -> pysam.VariantHeader:
-    """The input header with the score fields declared, and every contig the records use (htslib cannot write a
-    record whose contig the header lacks)."""
+    """The input header with the score fields (and END) declared, and every contig the records use (htslib cannot
+    write a record whose contig the header lacks)."""
     out = header.copy()
     for name, length in contigs.items():
         if name not in out.contigs:
@@ -69,6 +69,9 @@ def output_header(header: pysam.VariantHeader, scores: tuple[str, ...], window: 
             out.add_line(f'##INFO=<ID={tag},Number=A,Type={kind},Description="{text} ({window}-base window)">')
     if FLAG[0] not in out.info:
         out.add_line(f'##INFO=<ID={FLAG[0]},Number=A,Type={FLAG[1]},Description="{FLAG[2]}">')
+    if "END" not in out.info:  # pysam writes END into every record with a symbolic ALT (<DEL>), declared or not
+        out.add_line('##INFO=<ID=END,Number=1,Type=Integer,Description="End position of the variant described in '
+                     'this record">')
     out.add_line(f"##genomenet_model={model}")
     return out
 
