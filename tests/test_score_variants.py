@@ -319,3 +319,16 @@ def test_a_symbolic_allele_leaves_no_undeclared_info_field(tmp_path: Path, genom
             for field in line.split("\t")[7].split(";")}
     declared = {line.split("ID=")[1].split(",")[0] for line in text.splitlines() if line.startswith("##INFO=")}
     assert "GN_FLAG" in used and used <= declared
+
+
+def test_a_record_past_the_contigs_end_says_so(tmp_path: Path, genome_text: str, capfd) -> None:
+    """Not 'REF does not match': the FASTA has no base there (a VCF called on another assembly, or a cut FASTA)."""
+    model_dir = tiny_model(tmp_path / "model", seed=2)
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(f">{CHROM}\n" + genome_text[:50_000] + "\n")
+    vcf = write_vcf(tmp_path / "in.vcf", [(CHROM, 49_999, "ACG", "A"), (CHROM, 60_001, "A", "C")])
+    vcf.write_text(vcf.read_text().replace("\t49999\tv0\tACG\t", f"\t49999\tv0\t{genome_text[49_998:50_000]}G\t"))
+    line = one_line(capfd, ["score-variants", "--model", str(model_dir), "--fasta", str(fasta), "--vcf", str(vcf),
+                            "--out", str(tmp_path / "out.vcf"), "--window", str(WINDOW), "--cache-dir",
+                            str(tmp_path / "cache"), "--quiet", "--device", "cpu"])
+    assert "record 1" in line and "past the end" in line and "50,000 bp" in line

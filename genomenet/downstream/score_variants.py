@@ -201,9 +201,11 @@ def write_chunk(chunk: list, scorer: VariantScorer, genome, keep_mismatches: boo
     for record, variant in chunk:
         if ref_mismatch(genome, variant):
             if not keep_mismatches:
-                raise InputFileError(f"{vcf_path}: record {variant.number} ({record.chrom}:{record.pos}): REF "
-                                     f"{variant.ref} does not match the FASTA; --keep-mismatches keeps such "
-                                     "records, flagged and unscored")
+                length = genome.chromosome(variant.chrom).length
+                what = (f"REF {variant.ref} does not match the FASTA" if variant.start + len(variant.ref) <= length
+                        else f"REF {variant.ref} runs past the end of the FASTA's '{variant.chrom}' ({length:,} bp)")
+                raise InputFileError(f"{vcf_path}: record {variant.number} ({record.chrom}:{record.pos}): {what}; "
+                                     "--keep-mismatches keeps such records, flagged and unscored")
             flags[variant.number] = "REF_MISMATCH"
     results = scorer.score([v for _, v in chunk], flags)
     for (record, variant), (values, marks) in zip(chunk, results, strict=True):
