@@ -332,3 +332,17 @@ def test_a_record_past_the_contigs_end_says_so(tmp_path: Path, genome_text: str,
                             "--out", str(tmp_path / "out.vcf"), "--window", str(WINDOW), "--cache-dir",
                             str(tmp_path / "cache"), "--quiet", "--device", "cpu"])
     assert "record 1" in line and "past the end" in line and "50,000 bp" in line
+
+
+def test_every_flag_written_is_listed_in_the_headers_description(tmp_path: Path, genome_text: str) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=1)
+    base = genome_text[5000]
+    vcf = write_vcf(tmp_path / "in.vcf", [(CHROM, 5001, base, "R,<DEL>,*")])   # R: an IUPAC code, no one sequence
+    out = tmp_path / "out.vcf"
+    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf), "--out",
+                 str(out), "--window", str(WINDOW), "--cache-dir", str(tmp_path / "cache"), "--quiet",
+                 "--device", "cpu"]) == 0
+    scored = pysam.VariantFile(str(out))
+    flags = next(iter(scored)).info["GN_FLAG"]
+    assert flags == ("NON_ACGT", "SYMBOLIC", "STAR")
+    assert all(flag in scored.header.info["GN_FLAG"].description for flag in flags)

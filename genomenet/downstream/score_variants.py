@@ -46,7 +46,7 @@ INFO = {
                    "outside the scored span"),
 }
 FLAG = ("GN_FLAG", "String", "genomenet: why an ALT was not scored (REF_MISMATCH, EDGE, SYMBOLIC, STAR, BREAKEND, "
-        "MISSING)")
+        "MISSING, NON_ACGT)")
 
 
 def ref_mismatch(genome, variant: Variant) -> bool:
