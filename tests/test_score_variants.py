@@ -346,3 +346,28 @@ def test_every_flag_written_is_listed_in_the_headers_description(tmp_path: Path,
     flags = next(iter(scored)).info["GN_FLAG"]
     assert flags == ("NON_ACGT", "SYMBOLIC", "STAR")
     assert all(flag in scored.header.info["GN_FLAG"].description for flag in flags)
+
+
+@pytest.mark.parametrize("order", ["position", "contig"])
+def test_an_unsorted_vcf_for_a_gz_output_is_one_line_naming_the_record_before_scoring(
+        tmp_path: Path, genome_text: str, capfd, monkeypatch, order: str) -> None:
+    """A .vcf.gz output is tabix-indexed: an unsorted input is refused before any variant is scored (not after
+    all of them), naming the first record out of order; a .vcf output keeps the input's order."""
+    from genomenet.downstream import variant_effects
+
+    model_dir = tiny_model(tmp_path / "model", seed=2)
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(f">a\n{genome_text[:30_000]}\n>b\n{genome_text[30_000:60_000]}\n")
+    snv = lambda chrom, pos: (chrom, pos, (genome_text if chrom == "a" else genome_text[30_000:])[pos - 1], "N")
+    rows = [snv("a", 20_001), snv("a", 10_001)] if order == "position" else [snv("a", 10_001), snv("b", 10_001),
+                                                                              snv("a", 20_001)]
+    vcf = write_vcf(tmp_path / "in.vcf", rows, contig="a")
+    scored = []
+    monkeypatch.setattr(variant_effects.VariantScorer, "score",
+                        lambda self, v, f: scored.append(v) or [({}, [None] * len(x.alts)) for x in v])
+    line = one_line(capfd, ["score-variants", "--model", str(model_dir), "--fasta", str(fasta), "--vcf", str(vcf),
+                            "--out", str(tmp_path / "out.vcf.gz"), "--window", str(WINDOW), "--cache-dir",
+                            str(tmp_path / "cache"), "--quiet", "--device", "cpu"])
+    first = "record 2 (a:10001)" if order == "position" else "record 3 (a:20001)"
+    assert first in line and "sort" in line and not scored
+    assert not list(tmp_path.glob("*out*"))

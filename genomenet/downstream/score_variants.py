@@ -110,12 +110,22 @@ class Evaluation:
                 self.results.add(label, {s: values[s][a] for s in values})
 
 
-def scan_vcf(vcf_path: str, match: ContigMatcher, genome) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+def scan_vcf(vcf_path: str, match: ContigMatcher, genome, need_sorted: bool = False) -> tuple[
+        dict[str, int], dict[str, tuple[int, int]]]:
     """One cheap pass before scoring: each contig name the records use (as written) -> its FASTA length, and each
-    FASTA contig -> (first variant start, last variant end)."""
+    FASTA contig -> (first variant start, last variant end). `need_sorted` (a tabix-indexed output): the first
+    record out of order (an earlier position, or a contig seen before another) is a one-line error."""
     contigs: dict[str, int] = {}
     spans: dict[str, tuple[int, int]] = {}
+    last: tuple[str, int] | None = None
     for record, v in read_variants(open_vcf(vcf_path), vcf_path, match):
+        if need_sorted and last is not None and (
+                (record.chrom == last[0] and record.pos < last[1]) or (record.chrom != last[0] and record.chrom in
+                                                                        contigs)):
+            raise InputFileError(f"{vcf_path}: record {v.number} ({record.chrom}:{record.pos}) comes after "
+                                 f"{last[0]}:{last[1]}: a .vcf.gz output is tabix-indexed, which needs a sorted VCF; "
+                                 "sort it (bcftools sort) or write .vcf")
+        last = (record.chrom, record.pos)
         contigs.setdefault(record.chrom, genome.chromosome(v.chrom).length)
         a, b = spans.get(v.chrom, (v.start, v.start + len(v.ref)))
         spans[v.chrom] = (min(a, v.start), max(b, v.start + len(v.ref)))
@@ -133,7 +143,7 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
     genome = prepare(fasta, cache_dir, progress=progress)
     scorer = VariantScorer(runner, genome, options)
     match = ContigMatcher(vcf_path, genome.names)  # one matcher: a chr-prefix note is said once
-    contigs, spans = scan_vcf(vcf_path, match, genome)
+    contigs, spans = scan_vcf(vcf_path, match, genome, need_sorted=Path(out).name.endswith(".gz"))
     evaluation = Evaluation(scorer, genome, vcf_path, spans, labels_tsv, label_info, markov_max_order, progress) \
         if labels_tsv or label_info else None
     vcf = open_vcf(vcf_path)
