@@ -173,3 +173,18 @@ def test_lightnings_cloud_service_tip_is_dropped_and_its_other_messages_kept(cap
         rank_zero_info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")
         rank_zero_info("GPU available: False, used: False")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
+
+
+@pytest.mark.parametrize("where", ["file", "under_a_file"])
+def test_export_into_a_path_that_is_a_file_is_one_line(capfd: pytest.CaptureFixture, tmp_path: Path,
+                                                       where: str) -> None:
+    from genomenet.model.longnet import LongNet, LongNetConfig
+    from genomenet.model.pretrained import PretrainedInfo, export_model
+
+    cfg = LongNetConfig(vocab_size=10, n_layers=1, d_model=16, n_heads=2, segment_lengths=[8], dilation_rates=[1])
+    model = export_model(LongNet(cfg), PretrainedInfo(cfg), tmp_path / "m")
+    taken = tmp_path / "taken.txt"
+    taken.write_text("a user's file\n")
+    out = taken if where == "file" else taken / "model"
+    assert str(out) in one_error_line(capfd, ["export", str(model), str(out)])
+    assert taken.read_text() == "a user's file\n"

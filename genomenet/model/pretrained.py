@@ -76,7 +76,12 @@ def write_model_dir(module: torch.nn.Module, config: dict, out_dir: str | Path) 
     """`model.safetensors` (the module's weights; tied ones once) and `config.json` into out_dir (created), each
     written to a temporary name and renamed, so each appears whole or not at all. Every exported format uses it."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputFileError(f"{out}: exists and is not a folder; give a folder to write the model into")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file where a parent folder should be, no permission
+        raise InputFileError(f"{out}: cannot create the model folder ({err.strerror})") from None
     save_model(module, str(out / f".{WEIGHTS}.tmp"))  # handles the tied embedding / head weight
     os.replace(out / f".{WEIGHTS}.tmp", out / WEIGHTS)
     (out / f".{CONFIG}.tmp").write_text(json.dumps(config, indent=2) + "\n")
