@@ -371,3 +371,14 @@ def test_an_unsorted_vcf_for_a_gz_output_is_one_line_naming_the_record_before_sc
     first = "record 2 (a:10001)" if order == "position" else "record 3 (a:20001)"
     assert first in line and "sort" in line and not scored
     assert not list(tmp_path.glob("*out*"))
+
+
+def test_a_window_shorter_than_one_kmer_is_one_line(tmp_path: Path, genome_text: str, capfd) -> None:
+    model_dir = tiny_model(tmp_path / "model", k=3, seed=2)
+    base = genome_text[10_000]
+    vcf = write_vcf(tmp_path / "in.vcf", [(CHROM, 10_001, base, "A" if base != "A" else "C")])
+    line = one_line(capfd, ["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf),
+                            "--out", str(tmp_path / "out.vcf"), "--window", "2", "--cache-dir",
+                            str(tmp_path / "cache"), "--quiet", "--device", "cpu"])
+    assert "--window 2" in line and "3-mer" in line
+    assert not (tmp_path / "out.vcf").exists()

@@ -71,6 +71,8 @@ class VariantScorer:
             raise ConfigError(f"--scores {wrong[0]} does not fit this {kind} LM (llr needs a causal model, log_odds "
                               f"a masked one; cosine and l2 fit both)")
         self.strands = ("+", "-") if options.reverse_complement else ("+",)
+        if options.window < runner.k:
+            raise ConfigError(f"--window {options.window} is shorter than one of the model's {runner.k}-mer tokens")
         if options.span is not None and options.span < 0:
             raise ConfigError(f"--span {options.span} must be >= 0")
         self.read = partial(allele_reading, span=options.span) if runner.causal else allele_windows
