@@ -125,7 +125,7 @@ class VariantScorer:
             jobs = [(slot, i) for slot, tile in enumerate(group) for i in by_tile[tile]]
             for j, ref, alt in tile_pass.continue_readings(self.runner, [(slot, readings[i]) for slot, i in jobs]):
                 i = jobs[j][1]
-                llr = float(alt.logp.sum() - ref.logp.sum())
+                llr = float(alt.logp.double().sum() - ref.logp.double().sum())  # float64: spans of thousands of tokens
                 scores = {"llr": llr, "cosine": float(1 - F.cosine_similarity(ref.pooled, alt.pooled, dim=0)),
                           "l2": float((ref.pooled - alt.pooled).norm())}
                 out[i] = {name: scores.get(name) for name in self.scores}
