@@ -11,8 +11,9 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from genomenet.errors import GenomenetError
+from genomenet.errors import GenomenetError, InputFileError
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """usage: genomenet {fit,validate,test,predict} --config configs/NAME.yaml [--key value ...]
@@ -60,11 +61,33 @@ def export_main(argv: list[str]) -> int:
     parser.add_argument("checkpoint", help="a training checkpoint (.ckpt) or an exported model directory")
     parser.add_argument("out_dir", help="directory to write model.safetensors and config.json into")
     args = parser.parse_args(argv)
-    from genomenet.model.pretrained import export_checkpoint
-
-    out = export_checkpoint(args.checkpoint, args.out_dir)
-    print(f"model: {out}")
+    print(f"model: {export_any_checkpoint(args.checkpoint, args.out_dir)}")
     return 0
+
+
+def export_any_checkpoint(checkpoint: str, out_dir: str) -> Path:
+    """A language model's, region classifier's or segmenter's training checkpoint (or exported folder) exported
+    as the loaders read it; a fine-tune's best checkpoint can so be exported without re-running `fit`."""
+    from genomenet.data.tokenizers import make_tokenizer
+    from genomenet.model import classifier, segmenter
+    from genomenet.model.pretrained import export_checkpoint, read_checkpoint
+
+    if not Path(checkpoint).is_file():
+        return export_checkpoint(checkpoint, out_dir)
+    ckpt = read_checkpoint(checkpoint, mmap=True)
+    if classifier.CHECKPOINT_KEY in ckpt:
+        net = classifier.load_classifier(checkpoint, make_tokenizer)
+        return classifier.export_classifier(net, net.info, out_dir)
+    if segmenter.CHECKPOINT_KEY in ckpt:
+        net = segmenter.load_segmenter(checkpoint, make_tokenizer)
+        print("thresholds: 0.5 for every class (the report of `genomenet fit` picks them on validation data)")
+        return segmenter.export_segmenter(net, net.info, out_dir)
+    kind = str(ckpt.get("hyper_parameters", {}).get("class_path", ""))
+    if kind.endswith("VariantEffectClassifier"):
+        raise InputFileError(f"{checkpoint}: a variant-effect classifier's checkpoint: `genomenet fit` exports it "
+                             "at the end of its run; `genomenet export` takes language models, region classifiers "
+                             "and segmenters")
+    return export_checkpoint(checkpoint, out_dir)
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:

@@ -20,7 +20,7 @@ from inference_models import tiny_model
 from genomenet.cli import main
 from genomenet.data.tokenizers import make_tokenizer
 from genomenet.errors import ConfigError
-from genomenet.model.classifier import ClassifierInfo, export_classifier, load_classifier
+from genomenet.model.classifier import CHECKPOINT_KEY, ClassifierInfo, export_classifier, load_classifier
 from genomenet.model.heads import RegionClassifierNet
 from genomenet.model.longnet import LongNet, LongNetConfig
 from genomenet.training.finetune import RegionClassifier
@@ -266,3 +266,22 @@ def test_a_label_column_mixing_numbers_and_words_is_one_line(run: dict, capfd, t
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert str(bed) in err[0] and "line 2" in err[0]
+
+
+def test_export_writes_a_fine_tuning_checkpoints_classifier_as_fit_would(tmp_path: Path, capsys) -> None:
+    tokenizer = make_tokenizer(1)
+    cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=1, d_model=16, n_heads=2, segment_lengths=[32, 64],
+                        dilation_rates=[1, 2])
+    net = RegionClassifierNet(LongNet(cfg, causal=False), 3, "mean", tokenizer.pad_id).eval()
+    info = ClassifierInfo(cfg, False, 1, "mean", {"kind": "multiclass", "classes": ["a", "b", "c"]},
+                          {"length": 64, "mode": "centered", "flank": 0})
+    ckpt = tmp_path / "epoch=3.ckpt"   # what RegionClassifier's checkpoints hold
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, CHECKPOINT_KEY: info.to_dict(),
+                "hyper_parameters": {"class_path": "genomenet.training.finetune.RegionClassifier"}}, ckpt)
+    assert main(["export", str(ckpt), str(tmp_path / "model")]) == 0
+    assert capsys.readouterr().out.strip() == f"model: {tmp_path / 'model'}"
+    loaded = load_classifier(tmp_path / "model", make_tokenizer)
+    ids, spans = torch.randint(0, 4, (2, 64)), torch.tensor([[0, 64], [10, 20]])
+    with torch.no_grad():
+        assert torch.equal(net(ids, spans), loaded(ids, spans))
+    assert loaded.info == info
