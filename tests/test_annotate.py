@@ -4,6 +4,8 @@ the same files, and bad input is one line."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -339,7 +341,20 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     return {"lm": tiny_model(root / "lm", "causal", 1, window=128), "k3": random_segmenter(root / "k3", k=3,
                                                                                             window=96),
-            "seg": random_segmenter(root / "seg", window=128)}
+            "seg": random_segmenter(root / "seg", window=128), **broken_segmenters(root)}
+
+
+def broken_segmenters(root):
+    """A text file given as a checkpoint, a segmenter directory without its weights, and one whose config says
+    another head width than its weights have."""
+    (root / "notes.ckpt").write_text("not a checkpoint\n")
+    no_weights = random_segmenter(root / "no_weights", window=128)
+    (no_weights / "model.safetensors").unlink()
+    reshaped = random_segmenter(root / "reshaped", window=128)
+    config = json.loads((reshaped / "config.json").read_text())
+    config["head"]["hidden"] = 8
+    (reshaped / "config.json").write_text(json.dumps(config))
+    return {"text": root / "notes.ckpt", "no_weights": no_weights, "reshaped": reshaped}
 
 
 @pytest.mark.parametrize("model,fasta,extra,expected", [
@@ -350,6 +365,9 @@ def models(tmp_path_factory):
     ("seg", "lambda", ["--classes", "exon,UTR"], "--classes UTR: not classes of this model"),
     ("seg", "lambda", ["--sequence-parallel", "2"], "--sequence-parallel is not supported"),
     ("seg", "lambda", ["--threshold", "1.5"], "threshold 1.5: give a probability in (0, 1]"),
+    ("text", "lambda", [], "notes.ckpt: not a genomenet checkpoint or exported model directory (not a PyTorch file)"),
+    ("no_weights", "lambda", [], "model.safetensors: not the weights of the segmenter its config describes"),
+    ("reshaped", "lambda", [], "model.safetensors: not the weights of the segmenter its config describes"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, models, model, fasta, extra, expected) -> None:
     bed = tmp_path / "r.bed"

@@ -29,7 +29,7 @@ from genomenet.errors import InputFileError
 from genomenet.model.conv_segmenter import one_hot_bases
 from genomenet.model.heads import both_strand_states
 from genomenet.model.longnet import LongNet, LongNetConfig
-from genomenet.model.pretrained import CONFIG, WEIGHTS, write_model_dir
+from genomenet.model.pretrained import CONFIG, WEIGHTS, read_checkpoint, write_model_dir
 from genomenet.model.unet import UNet1d
 
 FORMAT = "genomenet-segmenter/1"
@@ -192,20 +192,27 @@ def load_segmenter(path: str | Path, tokenizer_for, map_location: str = "cpu") -
             info = SegmenterInfo.from_dict(json.loads((path / CONFIG).read_text()))
             state = None
         elif path.is_file():
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+            ckpt = read_checkpoint(path, map_location)      # one line for a file torch cannot read
             info = SegmenterInfo.from_dict(ckpt[CHECKPOINT_KEY])
             state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
         else:
             raise InputFileError(f"{path}: no such segmenter directory or checkpoint file")
+    except InputFileError:
+        raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as err:
         reason = " ".join(str(err).split())[:200]
         raise InputFileError(f"{path}: not a genomenet segmentation model ({type(err).__name__}: {reason})") from None
     tokenizer = tokenizer_for(info.kmer_size)
     rc_ids = torch.as_tensor(tokenizer.reverse_complement_ids) if info.strands == "both" else None
     net = build_segmenter(info, rc_ids, tokenizer.pad_id, token_bases=torch.as_tensor(tokenizer.base_codes))
-    if state is None:
-        load_model(net, str(path / WEIGHTS), device=map_location)
-    else:
-        net.load_state_dict(state)
+    try:
+        if state is None:
+            load_model(net, str(path / WEIGHTS), device=map_location)
+        else:
+            net.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 - missing or not safetensors, or weights of another shape than the config
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        where = path / WEIGHTS if state is None else path
+        raise InputFileError(f"{where}: not the weights of the segmenter its config describes ({reason})") from None
     net.info = info
     return net.eval()
