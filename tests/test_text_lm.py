@@ -221,6 +221,7 @@ def test_bad_text_input_is_one_line(tmp_path: Path, capfd: pytest.CaptureFixture
         assert said in one_line(capfd, [*base[:at], path, *base[at + 1:]])
     too_long = one_line(capfd, base + ["--report.length_multiples", "[1,1000]"])
     assert "length_multiples" in too_long
+    assert not (tmp_path / "run").exists(), "trained (and checkpointed) before refusing the report's lengths"
     assert "kmer_size" in one_line(capfd, base + ["--data.kmer_size", "2"])
 
 

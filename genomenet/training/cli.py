@@ -28,8 +28,8 @@ from genomenet.errors import ConfigError, GenomenetError, InputFileError
 from genomenet.evaluation.lm_report import ReportConfig, final_lines, run_report
 from genomenet.model.pretrained import read_checkpoint
 from genomenet.text.module import TextLM
+from genomenet.text.report import evaluation_lengths, text_report
 from genomenet.text.report import final_lines as text_final_lines
-from genomenet.text.report import text_report
 from genomenet.training.callbacks import AtomicCheckpointIO, FinalModelCheckpoint, TokensPerSecond, WindowScoresWriter
 from genomenet.training.finetune import RegionClassifier
 from genomenet.training.module import GenomeLM
@@ -111,6 +111,9 @@ class GenomeCLI(LightningCLI):
                 self.model.build_head_for(self.datamodule)
             return self._with_atomic_checkpoints(super().instantiate_trainer(**kwargs))
         check_compatible(self.model, self.datamodule)  # before the trainer says anything
+        if isinstance(self.model, TextLM) and self.subcommand in ("fit", "validate", "test"):
+            cfg = self.config_init[self.subcommand]["report"]
+            check_text_report(cfg if isinstance(cfg, ReportConfig) else ReportConfig(**vars(cfg)), self.datamodule)
         if self.model.sequence_parallel_size > 1:
             trainer_config = self._get(self.config_init, "trainer", default={})
             check_sequence_parallel_ranks(trainer_config, self.model.sequence_parallel_size)
@@ -285,6 +288,15 @@ def check_compatible(module: GenomeLM, datamodule: GenomeDataModule) -> None:
             f"lower data.context_length to at most {max(cfg.segment_lengths) * datamodule.tokenizer.k} or add a "
             "longer segment"
         )
+
+
+def check_text_report(cfg: ReportConfig, datamodule) -> None:
+    """Raise the text report's ConfigError (report.length_multiples against the test split) before training, not
+    after it: the default multiples need a test split of 16 windows, which a short text's 5% does not hold."""
+    if cfg.enabled:
+        datamodule.setup()
+        evaluation_lengths(datamodule.context_length, list(cfg.length_multiples),
+                           datamodule.corpus.splits["test"].length)
 
 
 def run_lightning_cli(argv: list[str]) -> int:
