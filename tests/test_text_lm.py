@@ -198,6 +198,21 @@ def test_a_text_model_resumes_from_its_checkpoint_file_and_loads_with_lightning(
         assert torch.equal(value, weights[name]), name
 
 
+def test_validate_writes_its_plot_beside_its_report_not_into_the_export_folder(tmp_path: Path,
+                                                                                 capsys: pytest.CaptureFixture) -> None:
+    args = tiny_text_args(tmp_path, steps=2)
+    assert main(args + ["--report.enabled", "false"]) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    validate = ["validate", *args[1:], "--checkpoint.dirpath", str(tmp_path / "again" / "checkpoints"),
+                "--ckpt_path", str(last)]
+    assert main(validate) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("held-out bits per byte: ")
+    assert (tmp_path / "again" / "held_out_report.json").is_file()
+    assert (tmp_path / "again" / "bits_per_byte_by_length.png").is_file()
+    assert not (tmp_path / "model").exists(), "validate wrote into report.export_dir, where fit exports its model"
+
+
 def one_line(capfd: pytest.CaptureFixture, argv: list[str]) -> str:
     code = main(argv)
     err = capfd.readouterr().err.strip().splitlines()

@@ -166,7 +166,9 @@ class GenomeCLI(LightningCLI):
             self.segment_report(cfg, export)
             return
         if isinstance(self.model, TextLM):
-            result = text_report(self.model, self.datamodule, cfg, self.export_dir(cfg), self.run_dir(), export)
+            # validate / test export nothing: their plot goes beside their report, not over the exported model's
+            plots = self.export_dir(cfg) if export else self.run_dir()
+            result = text_report(self.model, self.datamodule, cfg, plots, self.run_dir(), export)
             print(text_final_lines(result), flush=True)
             return
         if isinstance(self.model, VariantEffectClassifier):
