@@ -188,3 +188,10 @@ def test_export_into_a_path_that_is_a_file_is_one_line(capfd: pytest.CaptureFixt
     out = taken if where == "file" else taken / "model"
     assert str(out) in one_error_line(capfd, ["export", str(model), str(out)])
     assert taken.read_text() == "a user's file\n"
+
+
+def test_predict_with_a_text_model_names_the_commands_that_score_it(capfd: pytest.CaptureFixture,
+                                                                    tmp_path: Path) -> None:
+    line = one_error_line(capfd, ["predict", "--config", "configs/text_lm.yaml", "--data.path",
+                                  "data/text/hamlet_gut.txt.gz", "--checkpoint.dirpath", str(tmp_path)])
+    assert "a TextLM is scored with `genomenet validate`" in line, line

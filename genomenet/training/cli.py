@@ -223,6 +223,9 @@ APPLY_COMMANDS = {
 def check_predictable(model_class: str) -> None:
     """`genomenet predict` writes a language model's per-window scores; a fine-tuned model is applied by its own
     command, which a ConfigError names (instead of a traceback from the LM's prediction writer)."""
+    if model_class == "genomenet.text.module.TextLM":
+        raise ConfigError("genomenet predict writes a genome model's per-window scores; a TextLM is scored with "
+                          "`genomenet validate` or `genomenet test --ckpt_path` (held-out bits per byte)")
     if model_class in APPLY_COMMANDS:
         name = model_class.rsplit(".", 1)[-1]
         raise ConfigError(f"genomenet predict scores language models; a {name} is applied with "
