@@ -367,6 +367,8 @@ def broken_segmenters(root):
     ("seg", "lambda", ["--threshold", "1.5"], "threshold 1.5: give a probability in (0, 1]"),
     ("text", "lambda", [], "notes.ckpt: not a genomenet checkpoint or exported model directory (not a PyTorch file)"),
     ("no_weights", "lambda", [], "model.safetensors: not the weights of the segmenter its config describes"),
+    ("seg", "lambda", ["--out", "DIR"], "a.gff3 is a directory; give another file name"),
+    ("seg", "lambda", ["--out", "TRACK_DIR"], "a.exon.bedGraph is a directory; give another file name"),
     ("reshaped", "lambda", [], "model.safetensors: not the weights of the segmenter its config describes"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, models, model, fasta, extra, expected) -> None:
@@ -376,8 +378,12 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, models, mode
     extra = [str(bed) if x == "BED" else x for x in extra]
     out = tmp_path / "o" / "a.gff3"
     out.parent.mkdir()
+    in_the_way = {"DIR": out, "TRACK_DIR": out.with_name("a.exon.bedGraph")}.get(extra[-1] if extra else "")
+    if in_the_way:   # --out (or one of its tracks) names an existing folder
+        in_the_way.mkdir()
+        extra = []
     code = main(["annotate", "--model", str(models[model]), "--fasta", str(fasta), "--out", str(out), "--quiet",
                  "--cache-dir", str(tmp_path / "cache"), *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and err.startswith("genomenet: error: ") and expected in err, err
-    assert not list(out.parent.iterdir()), "something was written"
+    assert [p for p in out.parent.iterdir() if p != in_the_way] == [], "something was written"

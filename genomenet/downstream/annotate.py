@@ -173,13 +173,17 @@ def output_paths(out: Path, classes: list[str], options: AnnotateOptions) -> tup
             import pyBigWig  # noqa: F401
         except ImportError:
             raise ConfigError("--bigwig needs pyBigWig (pip install pyBigWig); or leave it out for bedGraph") from None
-    if not options.tracks:
-        return out, {}
-    suffix = ".bw" if options.bigwig else ".bedGraph"
-    names = {c: re.sub(r"[^A-Za-z0-9_.+-]", "_", c) for c in (options.classes or classes)}
-    if len(set(names.values())) < len(names):
-        raise ConfigError(f"classes {list(names)}: two of them give the same track file name; choose --classes")
-    return out, {c: out.with_name(f"{out.stem}.{name}{suffix}") for c, name in names.items()}
+    tracks = {}
+    if options.tracks:
+        suffix = ".bw" if options.bigwig else ".bedGraph"
+        names = {c: re.sub(r"[^A-Za-z0-9_.+-]", "_", c) for c in (options.classes or classes)}
+        if len(set(names.values())) < len(names):
+            raise ConfigError(f"classes {list(names)}: two of them give the same track file name; choose --classes")
+        tracks = {c: out.with_name(f"{out.stem}.{name}{suffix}") for c, name in names.items()}
+    for path in (out, *tracks.values()):   # else the run would end in a traceback, its temporary files left behind
+        if path.is_dir():
+            raise InputFileError(f"--out {out}: {path} is a directory; give another file name")
+    return out, tracks
 
 
 def with_model_thresholds(options: AnnotateOptions, thresholds: dict[str, float] | None) -> AnnotateOptions:
