@@ -429,6 +429,23 @@ def test_a_stopped_fit_resumes_from_its_checkpoint_with_ckpt_path(tmp_path: Path
     assert resumed["global_step"] == 4 and resumed["hyper_parameters"]["init_args"]["head_levels"] == 2
 
 
+def test_testing_a_checkpoint_on_an_annotation_with_other_classes_is_one_line(tmp_path: Path,
+                                                                               capfd: pytest.CaptureFixture) -> None:
+    """A segmenter scored on another annotation (another species) whose feature types give other classes: one
+    line naming them, not load_state_dict's size mismatch as a traceback; data.extra_types restores the columns."""
+    fasta, gff, _ = planted_genome(tmp_path)
+    quick = ["--report.segment_baselines", "[]", "--model.head_warmup_steps", "0"]
+    assert main(fit_argv(tmp_path, fasta, gff, None, steps=2) + quick) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with_trna = tmp_path / "with_trna.gff3"
+    with_trna.write_text(gff.read_text() + f"{CONTIG}\tt\ttRNA\t100\t170\t.\t+\t.\tID=trna1\n")
+    capfd.readouterr()
+    argv = fit_argv(tmp_path / "again", fasta, with_trna, None, steps=2) + quick + ["--ckpt_path", str(last)]
+    code = main(["test", *argv[1:]])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "only in the annotation: tRNA" in err[0], err
+
+
 # bad input through the command line --------------------------------------------------------------------------
 
 

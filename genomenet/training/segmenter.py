@@ -21,6 +21,7 @@ no positive or no negative validation base left out: their MCC is 0 whatever the
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, replace
 from typing import Literal
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genomenet.data.annotation import CORE_CLASSES
 from genomenet.data.tokenizers import KmerTokenizer, make_tokenizer
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.evaluation.segmentation import mcc_per_class, scored_classes
@@ -327,8 +329,19 @@ class Segmenter(LoadsClassPathCheckpoints, SegmentationTask):
         checkpoint[CHECKPOINT_KEY] = self.info().to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if self.classes is None and CHECKPOINT_KEY in checkpoint:
-            self.build_head(checkpoint[CHECKPOINT_KEY]["classes"])
+        if CHECKPOINT_KEY not in checkpoint:
+            return
+        saved = list(checkpoint[CHECKPOINT_KEY]["classes"])
+        if self.classes is None:
+            self.build_head(saved)
+        elif saved != self.classes:   # else load_state_dict's multi-line size mismatch, as a traceback
+            missing, new = [c for c in saved if c not in self.classes], [c for c in self.classes if c not in saved]
+            differ = (f"only in the checkpoint: {', '.join(missing) or 'none'}; only in the annotation: "
+                      f"{', '.join(new) or 'none'}") if missing or new else "the same classes in another order"
+            raise ConfigError(f"ckpt_path: the checkpoint's segmenter calls {len(saved)} classes, this annotation "
+                              f"gives {len(self.classes)} ({differ}); --data.extra_types "
+                              f"'{json.dumps(saved[len(CORE_CLASSES):])}' gives the checkpoint's columns when the "
+                              "annotation has no class the checkpoint lacks")
 
     def scratch_twin(self) -> Segmenter:
         """The same architecture and training recipe (optimizer, backbone learning rate, head warm-up) with fresh
