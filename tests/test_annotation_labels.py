@@ -239,6 +239,16 @@ def test_a_missing_or_binary_annotation_is_an_input_error(tmp_path):
         read_annotation(path, {"chr1": LENGTH})
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path, toy):
+    """Files saved by Windows editors start with U+FEFF: not a contig name or a feature line."""
+    gff3 = tmp_path / "bom.gff3"
+    gff3.write_bytes(b"\xef\xbb\xbf" + GFF3.encode())
+    np.testing.assert_array_equal(read_annotation(gff3, {"chr1": LENGTH}).masks["chr1"], toy.masks["chr1"])
+    bed = tmp_path / "bom.bed"
+    bed.write_bytes(b"\xef\xbb\xbfchr1\t2\t26\n")
+    assert read_bed_tracks({"gene": bed}, {"chr1": LENGTH}).class_counts() == {"gene": 24}
+
+
 def test_bed_tracks_label_their_intervals_with_their_class_and_skip_other_chromosomes(tmp_path):
     genes = write(tmp_path, "genes.bed.gz", "chr1\t2\t26\tg1\nchr2\t0\t5\tother\nchr1\t30\t55\tg2\n")
     enhancers = write(tmp_path, "enhancers.bed", "track name=x\nchr1\t56\t60\nchr1\t57\t59\n")

@@ -282,7 +282,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with open(path, "rb") as handle:
         opener = gzip.open if handle.read(2) == b"\x1f\x8b" else open
     try:
-        with opener(path, "rt") as handle:
+        with opener(path, "rt", encoding="utf-8-sig") as handle:   # -sig: a byte-order mark is no part of line 1
             for number, line in enumerate(handle, start=1):
                 if line.startswith("##FASTA"):
                     return

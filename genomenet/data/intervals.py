@@ -73,7 +73,7 @@ def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None) -> li
     with open(path, "rb") as handle:
         opener = gzip.open if handle.read(2) == b"\x1f\x8b" else open
     try:
-        with opener(path, "rt") as handle:
+        with opener(path, "rt", encoding="utf-8-sig") as handle:   # a byte-order mark is no part of the first name
             regions = [
                 _parse_line(path, number, line, lengths)
                 for number, line in enumerate(handle, start=1)
