@@ -352,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_lightning_cli(argv)
     except GenomenetError as err:
         return _fail(str(err), err.exit_code)
-    except FileNotFoundError as err:
-        return _fail(f"{err.filename}: {err.strerror}")
+    except OSError as err:  # a path the user gave that cannot be read or written: missing, a file for a folder, ...
+        return _fail(f"{err.filename}: {err.strerror}" if err.filename else " ".join(str(err).split()))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
 

@@ -195,3 +195,14 @@ def test_predict_with_a_text_model_names_the_commands_that_score_it(capfd: pytes
     line = one_error_line(capfd, ["predict", "--config", "configs/text_lm.yaml", "--data.path",
                                   "data/text/hamlet_gut.txt.gz", "--checkpoint.dirpath", str(tmp_path)])
     assert "a TextLM is scored with `genomenet validate`" in line, line
+
+
+def test_a_cache_folder_that_is_a_file_is_one_line(capfd: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """data.cache_dir (or $GENOMENET_CACHE) naming a file: the OS's words for the path, not a traceback."""
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file\n")
+    line = one_error_line(capfd, ["fit", "--config", str(REPO / "configs" / "text_lm.yaml"), "--data.path",
+                                  str(REPO / "data" / "text" / "hamlet_gut.txt.gz"), "--data.cache_dir",
+                                  str(not_a_folder), "--checkpoint.dirpath", str(tmp_path / "checkpoints")])
+    assert str(not_a_folder) in line, line
+    assert not (tmp_path / "checkpoints").exists()
