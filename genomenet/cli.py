@@ -257,7 +257,7 @@ def score_variants_main(argv: list[str]) -> int:
         raise ConfigError(f"--window {args.window} must be >= 2")
     for path, what in ((args.fasta, "FASTA"), (args.vcf, "VCF")):
         if not os.path.isfile(path):
-            raise InputFileError(f"{path}: no such {what} file")
+            raise InputFileError(f"{path}: {'a folder, not a' if os.path.isdir(path) else 'no such'} {what} file")
     scores = tuple(s.strip() for s in args.scores.split(",") if s.strip())
     options = ScoreOptions(args.window, scores, args.reverse_complement, args.span)
     out, records, seconds, table = score_variants(

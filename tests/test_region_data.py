@@ -251,3 +251,14 @@ def test_track_and_browser_lines_are_skipped_but_contigs_named_like_them_are_rea
     path.write_text("browser position chr1:1-100\ntrack name=x\n# note\ntrack1\t5\t9\ta\nbrowser_2\t1\t3\tb\n")
     regions = read_bed_regions(path, {"track1": 50, "browser_2": 50})
     assert [(r.chrom, r.start, r.name) for r in regions] == [("track1", 5, "a"), ("browser_2", 1, "b")]
+
+
+def test_a_folder_given_for_a_bed_or_an_annotation_is_named_a_folder(tmp_path: Path) -> None:
+    from genomenet.data.annotation import read_annotation
+
+    with pytest.raises(InputFileError, match="a folder, not a BED file"):
+        read_bed_regions(tmp_path)
+    with pytest.raises(InputFileError, match="a folder, not an annotation file"):
+        read_annotation(tmp_path, {"chr1": 100})
+    with pytest.raises(InputFileError, match="no such BED file"):
+        read_bed_regions(tmp_path / "missing.bed")

@@ -77,7 +77,7 @@ def test_init_weights_starts_from_an_exported_model_even_with_other_segments(tmp
 
 @pytest.mark.parametrize(
     ("changes", "kmer_size", "named"),
-    [({"d_model": 64}, 1, "needs"), ({"n_layers": 3}, 1, "blocks.2"), ({}, 3, "3-mer")],
+    [({"d_model": 64}, 1, "needs"), ({"n_layers": 3}, 1, "blocks.2"), ({}, 3, "3-mers: set --data.kmer_size 1")],
 )
 def test_init_weights_that_do_not_fit_the_backbone_are_a_config_error(tmp_path, changes, kmer_size, named) -> None:
     trained = GenomeLM(small_backbone())

@@ -278,7 +278,7 @@ def _collect(path: Path, contig_lengths: dict[str, int], extra: frozenset[str]) 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, line) of the feature lines: no blanks or comments, nothing after a GFF3 `##FASTA`."""
     if not path.is_file():
-        raise InputFileError(f"{path}: no such annotation file")
+        raise InputFileError(f"{path}: {'a folder, not an' if path.is_dir() else 'no such'} annotation file")
     with open(path, "rb") as handle:
         opener = gzip.open if handle.read(2) == b"\x1f\x8b" else open
     try:

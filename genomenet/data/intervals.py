@@ -69,7 +69,7 @@ def read_bed_regions(path: str | os.PathLike, lengths: dict[str, int] | None = N
 def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None) -> list[Region]:
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(f"{path}: no such BED file")
+        raise InputFileError(f"{path}: {'a folder, not a' if path.is_dir() else 'no such'} BED file")
     with open(path, "rb") as handle:
         opener = gzip.open if handle.read(2) == b"\x1f\x8b" else open
     try:

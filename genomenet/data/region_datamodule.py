@@ -167,7 +167,8 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         if self.splits:
             return
         if not Path(self.regions_path).is_file():
-            raise InputFileError(f"data.regions: {self.regions_path}: no such BED file")
+            what = "a folder, not a" if Path(self.regions_path).is_dir() else "no such"
+            raise InputFileError(f"data.regions: {self.regions_path}: {what} BED file")
         self.genome = prepare(self.fasta, self.cache_dir)
         regions = read_bed_regions(self.regions_path, self.genome.lengths)
         self.labels = infer_labels(self.regions_path, regions, self.task)

@@ -69,7 +69,7 @@ def load_initial_weights(model: LongNet, path: str, kmer_size: int, alphabet: st
                           f"{alphabet}")
     if trained.info.kmer_size != kmer_size:
         raise ConfigError(f"model init_weights: {path} was trained on {trained.info.kmer_size}-mer tokens, "
-                          f"this model reads {kmer_size}-mers")
+                          f"this model reads {kmer_size}-mers: set --data.kmer_size {trained.info.kmer_size}")
     want, have = model.state_dict(), trained.state_dict()
     for name in [*want, *sorted(have.keys() - want.keys())]:   # a one-line error, not load_state_dict's list
         needs, found = (tuple(d[name].shape) if name in d else "nothing" for d in (want, have))
