@@ -285,7 +285,7 @@ def test_a_plain_gzip_vcf_is_one_line_that_says_bgzip(tmp_path: Path, genome_tex
     assert not out.exists() and not list(tmp_path.glob(".out*"))
 
 
-@pytest.mark.parametrize("case", ["out_missing_folder", "out_is_folder", "tsv_missing_folder"])
+@pytest.mark.parametrize("case", ["out_missing_folder", "out_is_folder", "tsv_missing_folder", "out_bcf"])
 def test_an_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path: Path, genome_text: str, capfd,
                                                                      case: str) -> None:
     model_dir = tiny_model(tmp_path / "model", seed=2)
@@ -296,6 +296,8 @@ def test_an_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path: 
         out = tmp_path / "missing" / "out.vcf.gz"
     elif case == "out_is_folder":
         out.mkdir()
+    elif case == "out_bcf":   # would be written as text under a BCF name
+        out = tmp_path / "out.bcf"
     else:
         tsv = tmp_path / "missing" / "out.tsv"
     line = one_line(capfd, ["score-variants", "--model", str(model_dir), "--fasta", str(DMEL), "--vcf", str(vcf),

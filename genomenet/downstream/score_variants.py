@@ -139,6 +139,9 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
     """Score every record; returns (output path, records, seconds, the labelled evaluation table or None)."""
     for path, option in ((out, "--out"), (tsv, "--tsv")):
         check_output(path, option)
+    if not str(out).endswith((".vcf", ".vcf.gz")):
+        raise InputFileError(f"--out {out}: give a .vcf or .vcf.gz name (the scored VCF is written as text, or "
+                             "bgzipped and indexed)")
     runner = InferenceModel.load(model, device, precision, batch_size)
     genome = prepare(fasta, cache_dir, progress=progress)
     scorer = VariantScorer(runner, genome, options)
