@@ -1,5 +1,9 @@
 """dilated_attention equals the dense float64 formula of docs/attention.md, "The contract", outputs and gradients."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from dense_reference import dense_dilated_attention
@@ -143,6 +147,25 @@ def test_invalid_tensors_raise_value_error():
         dilated_attention(q, k, v, (8,), (1,), key_padding_mask=torch.zeros(2, 15, dtype=torch.bool))
     with pytest.raises(ValueError, match="unknown attention backend"):
         dilated_attention(q, k, v, (8,), (1,), backend="nope")
+
+
+def test_empty_inputs_give_empty_outputs_and_gradients():
+    """Zero heads used to kill the process with SIGFPE inside the CPU flash kernel; run in a subprocess so a
+    regression fails this test instead of the whole session."""
+    code = (
+        "import torch; from genomenet.attention import dilated_attention\n"
+        "for shape in [(2, 0, 3, 8), (0, 5, 3, 8), (2, 5, 0, 8)]:\n"
+        "    for backend in ('torch-cpu-flash', 'chunked'):\n"
+        "        for causal in (False, True):\n"
+        "            q, k, v = (torch.zeros(shape, requires_grad=True) for _ in range(3))\n"
+        "            out = dilated_attention(q, k, v, (4, 8), (1, 2), causal, backend=backend)\n"
+        "            assert out.shape == shape, out.shape\n"
+        "            out.sum().backward()\n"
+        "            assert q.grad.shape == shape and k.grad.shape == shape and v.grad.shape == shape\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, f"exit status {run.returncode}: {run.stderr[-500:]}"
 
 
 def test_a_kernel_that_disagrees_with_the_reference_is_skipped(monkeypatch):

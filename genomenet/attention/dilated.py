@@ -47,8 +47,9 @@ def dilated_attention(
             q, k, v, segment_lengths, dilation_rates, causal, group, key_padding_mask, backend
         )
     batch, seq_len, num_heads, _ = q.shape
-    if seq_len == 0:
-        return q + k + v    # an empty sequence: empty output, autograd intact
+    if q.numel() == 0:
+        # an empty sequence, batch or head set: empty output, autograd intact (the CPU kernel dies of SIGFPE on 0 heads)
+        return q + k + v
     branches = plan_branches(seq_len, segment_lengths, dilation_rates, num_heads, sliding_window)
     kernel = select_backend(q.device, q.dtype, key_padding_mask is not None or _any_masked(branches, causal), backend)
     q, k, v = (x.contiguous() for x in (q, k, v))
