@@ -73,6 +73,22 @@ def test_invalid_layer_arguments_raise_value_error():
         DilatedMultiheadAttention(32, 4, (16, 32), (1,))
 
 
+@pytest.mark.parametrize(("args", "kwargs", "message"), [
+    ((32, 0, (16,), (1,)), {}, "num_heads must be positive integers"),
+    ((32, -4, (16,), (1,)), {}, "num_heads must be positive integers"),
+    ((0, 4, (16,), (1,)), {}, "embed_dim must be positive integers"),
+    ((32, 4, (0, 16), (1, 2)), {}, "segment_lengths must be positive integers"),
+    ((32, 4, (16,), (0,)), {}, "dilation_rates must be positive integers"),
+    ((32, 4, (16,), (1,)), {"causal": False, "sliding_window": 8}, "sliding_window needs causal=True"),
+    ((32, 4, (16,), (1,)), {"sliding_window": -1}, "sliding_window must be a non-negative integer"),
+    ((32, 4, (16,), (1,)), {"backend": "nope"}, "unknown attention backend"),
+])
+def test_layer_arguments_that_attention_would_refuse_are_refused_when_the_layer_is_built(args, kwargs, message):
+    """Not at the first forward (or as a ZeroDivisionError / RuntimeError), possibly hours into a job."""
+    with pytest.raises(ValueError, match=message):
+        DilatedMultiheadAttention(*args, **kwargs)
+
+
 def float64_rotary(x, positions, base=10000.0):
     """Rotary written from RoFormer in float64: pair (i, i + d/2) turns by position * base^(-2i/d)."""
     d = x.shape[-1]

@@ -39,7 +39,7 @@ def dilated_attention(
     before it, merged like the others (a key that a segment branch reaches too counts twice, as in the contract).
     """
     _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask)
-    _check_sliding_window(sliding_window, causal, group)
+    check_sliding_window(sliding_window, causal, group)
     if group is not None:
         from genomenet.attention.sequence_parallel import sequence_parallel_dilated_attention
 
@@ -70,7 +70,7 @@ def plan_branches(seq_len: int, segment_lengths: Sequence[int], dilation_rates: 
     return sorted(branches, key=lambda branch: branch.run_order())
 
 
-def _check_sliding_window(sliding_window: int, causal: bool, group) -> None:
+def check_sliding_window(sliding_window: int, causal: bool, group=None) -> None:
     if not isinstance(sliding_window, int) or isinstance(sliding_window, bool) or sliding_window < 0:
         raise ValueError(f"sliding_window must be a non-negative integer, got {sliding_window!r}")
     if sliding_window and not causal:
@@ -83,6 +83,13 @@ def _any_masked(branches: list[Branch], causal: bool) -> bool:
     return not causal and any(b.ragged for b in branches)
 
 
+def check_positive_integers(**values: Sequence[int]) -> None:
+    """Raise ``ValueError`` unless every named sequence holds only positive integers."""
+    for name, items in values.items():
+        if any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in items):
+            raise ValueError(f"{name} must be positive integers, got {list(items)}")
+
+
 def _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask) -> None:
     """Raise ``ValueError`` naming what is wrong with the arguments."""
     if len(segment_lengths) == 0 or len(dilation_rates) == 0:
@@ -90,10 +97,7 @@ def _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask)
     if len(segment_lengths) != len(dilation_rates):
         raise ValueError(f"segment_lengths has {len(segment_lengths)} values but dilation_rates has "
                          f"{len(dilation_rates)}; give one dilation rate per segment length")
-    for name, values in (("segment_lengths", segment_lengths), ("dilation_rates", dilation_rates)):
-        bad = [x for x in values if not isinstance(x, int) or isinstance(x, bool) or x < 1]
-        if bad:
-            raise ValueError(f"{name} must be positive integers, got {list(values)}")
+    check_positive_integers(segment_lengths=segment_lengths, dilation_rates=dilation_rates)
     if q.dim() != 4:
         raise ValueError(f"q must be (batch, seq, heads, head_dim), got shape {tuple(q.shape)}")
     if k.shape != q.shape or v.shape != q.shape:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from genomenet.attention.dilated import dilated_attention
+from genomenet.attention.backends import available_backends
+from genomenet.attention.dilated import check_positive_integers, check_sliding_window, dilated_attention
 from genomenet.attention.rows import dilated_attention_rows
 
 
@@ -63,11 +64,17 @@ class DilatedMultiheadAttention(nn.Module):
         sliding_window: int = 0,
     ) -> None:
         super().__init__()
+        check_positive_integers(embed_dim=[embed_dim], num_heads=[num_heads])
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
         if len(segment_lengths) != len(dilation_rates) or not segment_lengths:
             raise ValueError(f"need one dilation rate per segment length, got {list(segment_lengths)} and "
                              f"{list(dilation_rates)}")
+        # what dilated_attention would refuse at the first forward, refused here
+        check_positive_integers(segment_lengths=segment_lengths, dilation_rates=dilation_rates)
+        check_sliding_window(sliding_window, causal)
+        if backend is not None and backend not in available_backends():
+            raise ValueError(f"unknown attention backend {backend!r}; choose one of {available_backends()}")
         self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
         self.segment_lengths, self.dilation_rates = tuple(segment_lengths), tuple(dilation_rates)
         self.causal, self.backend, self.sliding_window = causal, backend, sliding_window
