@@ -76,6 +76,23 @@ def test_segment_that_neither_divides_nor_spans_whole_chunks_is_refused():
     run_spawned(_check_unsplittable, 2)
 
 
+def _check_unequal_chunks(rank: int, world: int, store: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        # 61 positions over 2 ranks: 31 and 30; each would plan its branches for its own length
+        for segments, dilations in (((1000,), (2,)), ((31, 62), (1, 2)), ((10, 62), (1, 2))):
+            q = torch.randn(1, 31 - rank, 2, 4)
+            with pytest.raises(ValueError, match=r"equal chunks .* hold \[31, 30\] positions"):
+                dilated_attention(q, q, q, segments, dilations, causal=True, group=dist.group.WORLD)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_chunks_of_different_lengths_are_refused_on_every_rank():
+    """Not one rank's ValueError and a gloo abort ("Connection reset by peer", SIGABRT) on the other."""
+    run_spawned(_check_unequal_chunks, 2)
+
+
 def _check_after_reinit(rank: int, world: int, store: str) -> None:
     torch.set_num_threads(1)
     for attempt in range(2):      # a second default group must not reuse the first one's (destroyed) segment groups

@@ -288,6 +288,19 @@ def split_branches(chunk: int, world: int, rank: int, segment_lengths: Sequence[
     return sorted(local, key=Branch.run_order), long
 
 
+def check_equal_chunks(chunk: int, world: int, group, device: torch.device) -> None:
+    """``ValueError`` on every rank unless all ranks hold ``chunk`` positions: otherwise they would plan different
+    branches and issue collectives of different sizes (gloo aborts the process, NCCL hangs)."""
+    if world == 1:
+        return
+    mine = torch.tensor([chunk], dtype=torch.int64, device=device)
+    lengths = mine.new_empty(world)
+    all_gather_into(lengths, mine, group=group)
+    if (lengths != chunk).any():
+        raise ValueError(f"sequence parallelism needs equal chunks on every rank, but the {world} ranks hold "
+                         f"{lengths.tolist()} positions: split a sequence whose length the number of ranks divides")
+
+
 def sequence_parallel_dilated_attention(q, k, v, segment_lengths, dilation_rates, causal, group, key_padding_mask,
                                         backend):
     """``dilated_attention`` with ``group``: this rank's ``(b, n, h, d)`` chunk in, its output chunk out."""
@@ -295,6 +308,7 @@ def sequence_parallel_dilated_attention(q, k, v, segment_lengths, dilation_rates
         raise ValueError("key_padding_mask is not supported with sequence parallelism (genomic windows carry no "
                          "padding); pass group=None")
     world, rank = dist.get_world_size(group), dist.get_rank(group)
+    check_equal_chunks(q.shape[1], world, group, q.device)
     local, long = split_branches(q.shape[1], world, rank, segment_lengths, dilation_rates, q.shape[2])
     groups = tuple(segment_group(group, b.ranks_per_segment, b.first_rank) for b in long)
     # long branches mask the gathered keys; local ones need a mask only for a ragged bidirectional branch, so they
