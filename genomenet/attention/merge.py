@@ -12,6 +12,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from genomenet.attention import sparsify
 from genomenet.attention.backends import AttentionBackend, compute_dtype
@@ -215,6 +216,7 @@ class DilatedAttentionFunction(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable   # the backward uses out and lse as constants: a second derivative would be wrong
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = dilated_backward(grad_out, q, k, v, out, lse, ctx.branches, ctx.causal,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from genomenet.attention.backends import AttentionBackend, select_backend
 from genomenet.attention.merge import dilated_backward, dilated_forward, merge_pair
@@ -244,6 +245,7 @@ class SequenceParallelDilatedAttention(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable   # the backward uses out and lse as constants: a second derivative would be wrong
     def backward(ctx, grad_out):
         q, k, v, out, lse, *gathered = ctx.saved_tensors
         local_branches, long_branches, causal, (local_backend, backend), groups = ctx.setup
