@@ -8,7 +8,7 @@ import pytest
 import torch
 from dense_reference import dense_dilated_attention
 
-from genomenet.attention import available_backends, dilated_attention, last_backend
+from genomenet.attention import DilatedMultiheadAttention, available_backends, dilated_attention, last_backend
 
 CPU_BACKENDS = ["torch-cpu-flash", "chunked"]
 
@@ -144,6 +144,25 @@ def test_invalid_branch_arguments_raise_value_error(segments, dilations, message
     q, k, v = random_qkv(16, 2)
     with pytest.raises(ValueError, match=message):
         dilated_attention(q, k, v, segments, dilations)
+
+
+def test_branch_values_may_be_numpy_or_torch_integers_and_must_be_sequences():
+    """An engineer's np.int64 segment lengths are positive integers ("must be positive integers, got
+    [np.int64(8)]" said otherwise); a bare int was a TypeError ("object of type 'int' has no len()")."""
+    import numpy as np
+
+    q, k, v = random_qkv(16, 2)
+    want = dilated_attention(q, k, v, (8, 16), (1, 2))
+    torch.testing.assert_close(dilated_attention(q, k, v, np.array([8, 16]), [np.int64(1), np.int32(2)]), want)
+    torch.testing.assert_close(dilated_attention(q, k, v, torch.tensor([8, 16]), (1, 2)), want)
+    with pytest.raises(ValueError, match="segment_lengths must be a sequence of positive integers"):
+        dilated_attention(q, k, v, 8, (1,))
+    with pytest.raises(ValueError, match="dilation_rates must be positive integers"):
+        dilated_attention(q, k, v, (8,), (True,))
+    with pytest.raises(ValueError, match="dilation_rates must be positive integers"):
+        dilated_attention(q, k, v, (8,), np.array([1.0]))
+    layer = DilatedMultiheadAttention(8, 2, np.array([4, 8]), np.array([1, 2]))
+    assert layer.segment_lengths == (4, 8) and type(layer.dilation_rates[1]) is int
 
 
 def test_invalid_tensors_raise_value_error():

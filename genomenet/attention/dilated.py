@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -38,6 +39,8 @@ def dilated_attention(
     ``sliding_window`` w > 0 (causal only) adds one more branch: each query also attends to itself and the w positions
     before it, merged like the others (a key that a segment branch reaches too counts twice, as in the contract).
     """
+    segment_lengths = positive_integers("segment_lengths", segment_lengths)
+    dilation_rates = positive_integers("dilation_rates", dilation_rates)
     _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask)
     check_sliding_window(sliding_window, causal, group)
     if group is not None:
@@ -86,8 +89,24 @@ def _any_masked(branches: list[Branch], causal: bool) -> bool:
 def check_positive_integers(**values: Sequence[int]) -> None:
     """Raise ``ValueError`` unless every named sequence holds only positive integers."""
     for name, items in values.items():
-        if any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in items):
-            raise ValueError(f"{name} must be positive integers, got {list(items)}")
+        positive_integers(name, items)
+
+
+def positive_integers(name: str, values) -> tuple[int, ...]:
+    """``values`` as a tuple of Python ints; ``ValueError`` unless it is a sequence of positive integers (numpy and
+    torch integers count: anything with ``__index__`` but a bool)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValueError(f"{name} must be a sequence of positive integers (one per branch), got {values!r}")
+    values = list(values)
+    ints = []
+    for x in values:
+        try:
+            ints.append(operator.index(x))
+        except TypeError:
+            ints.append(0)
+        if isinstance(x, bool) or ints[-1] < 1:
+            raise ValueError(f"{name} must be positive integers, got {values}")
+    return tuple(ints)
 
 
 def _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask) -> None:

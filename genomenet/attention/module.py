@@ -8,7 +8,12 @@ import torch
 from torch import Tensor, nn
 
 from genomenet.attention.backends import available_backends
-from genomenet.attention.dilated import check_positive_integers, check_sliding_window, dilated_attention
+from genomenet.attention.dilated import (
+    check_positive_integers,
+    check_sliding_window,
+    dilated_attention,
+    positive_integers,
+)
 from genomenet.attention.rows import dilated_attention_rows
 
 
@@ -67,11 +72,12 @@ class DilatedMultiheadAttention(nn.Module):
         check_positive_integers(embed_dim=[embed_dim], num_heads=[num_heads])
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        segment_lengths = positive_integers("segment_lengths", segment_lengths)
+        dilation_rates = positive_integers("dilation_rates", dilation_rates)
         if len(segment_lengths) != len(dilation_rates) or not segment_lengths:
             raise ValueError(f"need one dilation rate per segment length, got {list(segment_lengths)} and "
                              f"{list(dilation_rates)}")
         # what dilated_attention would refuse at the first forward, refused here
-        check_positive_integers(segment_lengths=segment_lengths, dilation_rates=dilation_rates)
         check_sliding_window(sliding_window, causal)
         if backend is not None and backend not in available_backends():
             raise ValueError(f"unknown attention backend {backend!r}; choose one of {available_backends()}")
