@@ -89,6 +89,19 @@ def test_layer_arguments_that_attention_would_refuse_are_refused_when_the_layer_
         DilatedMultiheadAttention(*args, **kwargs)
 
 
+def test_wrong_input_shapes_are_one_value_error_naming_the_expected_shape():
+    """Not "not enough values to unpack", a matmul shape error or a broadcast error from inside the layer."""
+    layer = DilatedMultiheadAttention(8, 2, (4,), (1,))
+    with pytest.raises(ValueError, match=r"x must be \(batch, seq, embed_dim=8\), got shape \(10, 8\)"):
+        layer(torch.randn(10, 8))
+    with pytest.raises(ValueError, match=r"embed_dim=8\), got shape \(1, 10, 6\)"):
+        layer(torch.randn(1, 10, 6))
+    with pytest.raises(ValueError, match=r"positions must be \(10,\) or \(1, 10\), got shape \(5,\)"):
+        layer(torch.randn(1, 10, 8), positions=torch.arange(5))
+    for positions in (torch.arange(10), torch.arange(10)[None], torch.arange(20).view(2, 10)):
+        assert layer(torch.randn(2, 10, 8), positions=positions).shape == (2, 10, 8)
+
+
 def float64_rotary(x, positions, base=10000.0):
     """Rotary written from RoFormer in float64: pair (i, i + d/2) turns by position * base^(-2i/d)."""
     d = x.shape[-1]

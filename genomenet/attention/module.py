@@ -93,9 +93,14 @@ class DilatedMultiheadAttention(nn.Module):
         self.rotary = RotaryEmbedding(self.head_dim, rotary_base)
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, positions: Tensor | None = None) -> Tensor:
+        embed_dim = self.num_heads * self.head_dim
+        if x.dim() != 3 or x.shape[-1] != embed_dim:
+            raise ValueError(f"x must be (batch, seq, embed_dim={embed_dim}), got shape {tuple(x.shape)}")
         b, n, _ = x.shape
         if positions is None:
             positions = torch.arange(n, device=x.device)
+        elif positions.shape not in ((n,), (1, n), (b, n)):
+            raise ValueError(f"positions must be ({n},) or ({b}, {n}), got shape {tuple(positions.shape)}")
         q, k, v = self.project(x, positions)
         return self.out(self.attend(q, k, v, key_padding_mask).reshape(b, n, -1))
 
