@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import DMEL
 
+from genomenet.data.cache import prepare
 from genomenet.data.datamodule import GenomeDataModule, split_regions
 from genomenet.data.intervals import Interval
 from genomenet.data.tokenizers import KmerTokenizer, NucleotideTokenizer
@@ -194,3 +195,14 @@ def test_datamodule_deals_distinct_windows_to_ranks(session_cache, monkeypatch):
 def test_empty_split_is_a_clear_error(session_cache):
     with pytest.raises(ValueError, match="val split is empty"):
         module(session_cache).val_dataloader()
+
+
+def test_random_windows_are_found_in_a_region_that_is_mostly_n(write_fasta, cache_dir):
+    # 5% of the starts are usable: 100 rejection draws over the whole region failed most of the time
+    bases = "".join(np.random.default_rng(0).choice(list("ACGT"), 1_500))
+    genome = prepare(write_fasta(f">m\n{'N' * 30_000}{bases}\n".encode()), cache_dir)
+    ds = GenomeWindows(genome, [Interval("m", 0, 31_500)], 256, NucleotideTokenizer(), sampling="random",
+                       max_n_fraction=0.05, seed=0)
+    starts = np.array([ds[key]["start"] for key in range(300)])
+    assert starts.min() >= 30_000 - 12 and starts.max() <= 31_500 - 256
+    assert len(np.unique(starts)) > 150   # spread over the usable starts, not one repeated window

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from genomenet.data.cache import PreparedGenome
-from genomenet.data.intervals import Interval
+from genomenet.data.intervals import Interval, subtract
 from genomenet.data.tokenizers import KmerTokenizer, reverse_complement_packed
 from genomenet.errors import ConfigError
 
@@ -104,12 +104,34 @@ class GenomeWindows(Dataset):
         return self._draw(np.random.default_rng([self.seed, key, 1]))
 
     def _draw(self, rng: np.random.Generator) -> tuple[str, int]:
+        start = self._draw_in(rng, self.regions, self._weights)
+        if start is None:  # mostly N: draw again in the stretches between N runs too long for any window
+            stretches, weights = self._n_free_stretches()
+            start = self._draw_in(rng, stretches, weights) if stretches else None
+        if start is None:
+            raise ConfigError(f"{self.name}: {MAX_DRAWS} random windows all had too many N; raise max_n_fraction")
+        return start
+
+    def _draw_in(self, rng: np.random.Generator, regions: list[Interval], weights: np.ndarray
+                 ) -> tuple[str, int] | None:
         for _ in range(MAX_DRAWS):
-            region = self.regions[rng.choice(len(self.regions), p=self._weights)]
+            region = regions[rng.choice(len(regions), p=weights)]
             start = region.start + int(rng.integers(0, region.length - self.context_length + 1))
             if self.genome.n_count(region.chrom, np.array([start]), self.context_length)[0] <= self.max_n:
                 return region.chrom, start
-        raise ConfigError(f"{self.name}: {MAX_DRAWS} random windows all had too many N; raise max_n_fraction")
+        return None
+
+    def _n_free_stretches(self) -> tuple[list[Interval], np.ndarray]:
+        """The regions minus every N run longer than a window may hold (no window with few enough N overlaps
+        one), the parts that still hold a window, and their draw weights: every start a window with few enough N
+        can have, so drawing there stays uniform over those starts."""
+        if not hasattr(self, "_stretches"):
+            runs = [Interval(r.chrom, int(a), int(b)) for r in {r.chrom: r for r in self.regions}.values()
+                    for a, b in self.genome.chromosome(r.chrom).n_runs if b - a > self.max_n]
+            stretches = [s for s in subtract(self.regions, runs) if s.length >= self.context_length]
+            weights = np.array([s.length - self.context_length + 1 for s in stretches], dtype=np.float64)
+            self._stretches = (stretches, weights / weights.sum() if stretches else weights)
+        return self._stretches
 
     def __getitem__(self, key: int) -> dict:
         chrom, start = self.locate(int(key))
