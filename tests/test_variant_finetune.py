@@ -56,3 +56,26 @@ def test_the_head_learns_a_label_carried_by_the_alternative_base(tmp_path: Path,
     steps = torch.load(last, weights_only=False)["global_step"]
     assert main([*argv, "--trainer.max_epochs", "16", "--ckpt_path", str(last)]) == 0
     assert torch.load(last, weights_only=False)["global_step"] > steps
+
+
+@pytest.mark.parametrize(("row", "says"), [
+    ("20\tabc\tA\tG\t1", "line 3: pos must be a 1-based position, got 'abc'"),
+    ("20\t\tA\tG\t1", "line 3: pos must be a 1-based position, got ''"),
+    ("20\t10\tA\tG\t0", "line 3: 20:10 A>G is labelled 0 here and 1 on line 2"),
+])
+def test_a_bad_or_contradicting_labels_row_is_one_error_naming_its_line(tmp_path: Path, row: str, says: str) -> None:
+    from genomenet.data.variants import read_label_tsv
+    from genomenet.errors import InputFileError
+
+    path = tmp_path / "labels.tsv"
+    path.write_text(f"chrom\tpos\tref\talt\tlabel\n20\t10\tA\tG\t1\n{row}\n")
+    with pytest.raises(InputFileError, match=re.escape(f"{path}: {says}")):
+        read_label_tsv(path)
+
+
+def test_a_repeated_labels_row_that_agrees_is_accepted(tmp_path: Path) -> None:
+    from genomenet.data.variants import read_label_tsv
+
+    path = tmp_path / "labels.tsv"
+    path.write_text("chrom\tpos\tref\talt\tlabel\n20\t10\tA\tG\t1\n20\t10\ta\tg\t1\n")
+    assert read_label_tsv(path) == {("20", 10, "A", "G"): 1}

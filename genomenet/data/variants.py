@@ -216,10 +216,17 @@ def read_label_tsv(path: str | Path) -> dict[tuple[str, int, str, str], int]:
         if missing:
             raise InputFileError(f"{path}: labels TSV needs the columns chrom pos ref alt label ({sorted(missing)} "
                                  "missing)")
+        lines = {}
         for line, row in enumerate(rows, start=2):
             if row["label"] not in ("0", "1"):
                 raise InputFileError(f"{path}: line {line}: label must be 0 or 1, got {row['label']!r}")
-            labels[(row["chrom"], int(row["pos"]), row["ref"].upper(), row["alt"].upper())] = int(row["label"])
+            if not (row["pos"] or "").isdigit() or int(row["pos"]) < 1:
+                raise InputFileError(f"{path}: line {line}: pos must be a 1-based position, got {row['pos']!r}")
+            key = (row["chrom"], int(row["pos"]), (row["ref"] or "").upper(), (row["alt"] or "").upper())
+            if labels.get(key, int(row["label"])) != int(row["label"]):
+                raise InputFileError(f"{path}: line {line}: {key[0]}:{key[1]} {key[2]}>{key[3]} is labelled "
+                                     f"{row['label']} here and {labels[key]} on line {lines[key]}")
+            labels[key], lines[key] = int(row["label"]), line
     return labels
 
 
