@@ -79,3 +79,45 @@ def test_a_repeated_labels_row_that_agrees_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "labels.tsv"
     path.write_text("chrom\tpos\tref\talt\tlabel\n20\t10\tA\tG\t1\n20\t10\ta\tg\t1\n")
     assert read_label_tsv(path) == {("20", 10, "A", "G"): 1}
+
+
+def _variants_and_labels(tmp_path: Path, vcf_chrom: str, label_chrom: str) -> tuple[Path, Path, Path]:
+    rng = random.Random(1)
+    text = "".join(rng.choice("ACGT") for _ in range(60_000))
+    (tmp_path / "g.fa").write_text(f">20\n{text}\n")
+    rows, labels = [], ["chrom\tpos\tref\talt\tlabel"]
+    for start0 in sorted(rng.sample(range(1_000, 59_000), 200)):
+        alt = rng.choice([b for b in "ACGT" if b != text[start0]])
+        rows.append(f"{vcf_chrom}\t{start0 + 1}\t.\t{text[start0]}\t{alt}\t.\tPASS\t.")
+        labels.append(f"{label_chrom}\t{start0 + 1}\t{text[start0]}\t{alt}\t{rng.randint(0, 1)}")
+    (tmp_path / "v.vcf").write_text("##fileformat=VCFv4.2\n" + f"##contig=<ID={vcf_chrom},length=60000>\n"
+                                    + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "\n".join(rows) + "\n")
+    (tmp_path / "labels.tsv").write_text("\n".join(labels) + "\n")
+    return tmp_path / "g.fa", tmp_path / "v.vcf", tmp_path / "labels.tsv"
+
+
+def _variant_data(fasta: Path, vcf: Path, labels: Path):
+    from genomenet.data.splits import SplitConfig
+    from genomenet.data.variant_datamodule import VariantDataModule
+
+    return VariantDataModule(str(fasta), str(vcf), str(labels), context_length=64, markov_max_order=2,
+                             split=SplitConfig(block_size=2_000), cache_dir=str(fasta.parent / "cache"))
+
+
+def test_labels_naming_the_contig_as_the_fasta_does_label_a_chr_prefixed_vcf(tmp_path: Path) -> None:
+    data = _variant_data(*_variants_and_labels(tmp_path, vcf_chrom="chr20", label_chrom="20"))
+    data.setup()
+    assert sum(len(data.splits[s]) for s in data.splits) > 150
+
+
+def test_labels_that_name_no_variant_of_the_vcf_are_said(tmp_path: Path, capsys) -> None:
+    from genomenet.errors import InputFileError
+
+    fasta, vcf, labels = _variants_and_labels(tmp_path, vcf_chrom="20", label_chrom="20")
+    with open(labels, "a") as handle:
+        handle.write("20\t59999\tA\tG\t1\n")
+    _variant_data(fasta, vcf, labels).setup()
+    assert f"1 of 201 rows of {labels} name no ALT of {vcf} (first: 20:59999 A>G)" in capsys.readouterr().err
+    labels.write_text("chrom\tpos\tref\talt\tlabel\n21\t100\tA\tG\t1\n")
+    with pytest.raises(InputFileError, match=re.escape(f"1 of 1 rows of {labels} name no ALT of {vcf}")):
+        _variant_data(fasta, vcf, labels).setup()

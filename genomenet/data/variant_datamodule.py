@@ -9,6 +9,8 @@ Markov model counted on the FASTA outside the variants' span).
 
 from __future__ import annotations
 
+import sys
+
 import lightning as L
 import numpy as np
 import torch
@@ -110,7 +112,7 @@ class VariantDataModule(SplitLoaders, L.LightningDataModule):
             return
         genome = prepare(self.fasta, self.cache_dir)
         table = read_label_tsv(self.labels_path) if self.labels_path else None
-        examples, spans = [], {}
+        examples, spans, self._matched = [], {}, set()
         match = ContigMatcher(self.vcf, genome.names)
         for record, variant in read_variants(open_vcf(self.vcf), self.vcf, match):
             end = variant.start + len(variant.ref)
@@ -119,7 +121,7 @@ class VariantDataModule(SplitLoaders, L.LightningDataModule):
                 raise InputFileError(f"{self.vcf}: record {variant.number} ({record.chrom}:{record.pos}): REF "
                                      f"{variant.ref} does not match the FASTA")
             for a, (alt, kind) in enumerate(zip(variant.alts, variant.kinds, strict=True)):
-                label = self._label(table, record, a)
+                label = self._label(table, record, variant.chrom, a)
                 if label is None or kind not in SCORABLE:
                     continue
                 pair = allele_windows(genome, variant, alt, self.context_length, self.tokenizer, "+")
@@ -128,6 +130,8 @@ class VariantDataModule(SplitLoaders, L.LightningDataModule):
                 examples.append((variant, pair, label))
                 lo, hi = spans.get(variant.chrom, (variant.start, end))
                 spans[variant.chrom] = (min(lo, variant.start), max(hi, end))
+        if table is not None:
+            self._check_label_rows(table)
         if not examples:
             raise InputFileError(f"{self.vcf}: no labelled SNV or indel to train on")
         markov = fit_markov_baseline(genome, self.tokenizer, markov_training_part(genome, spans, self.context_length),
@@ -135,10 +139,28 @@ class VariantDataModule(SplitLoaders, L.LightningDataModule):
         self.blocks = self._blocks(spans, genome.lengths)
         self._split(examples, markov)
 
-    def _label(self, table, record, a: int) -> int | None:
+    def _label(self, table, record, chrom: str, a: int) -> int | None:
+        """The ALT's label; a TSV row may name the contig as the VCF or as the FASTA does (a `chr` prefix)."""
         if table is not None:
-            return table.get((record.chrom, record.pos, record.ref.upper(), record.alts[a].upper()))
+            for name in dict.fromkeys((record.chrom, chrom)):
+                key = (name, record.pos, record.ref.upper(), record.alts[a].upper())
+                if key in table:
+                    self._matched.add(key)
+                    return table[key]
+            return None
         return info_label(record, a, self.label_info, self.vcf)
+
+    def _check_label_rows(self, table: dict) -> None:
+        """Rows of the labels TSV that name no ALT of the VCF: an error when that is every row, else a note."""
+        unmatched = [key for key in table if key not in self._matched]
+        if not unmatched:
+            return
+        chrom, pos, ref, alt = unmatched[0]
+        what = f"{len(unmatched)} of {len(table)} rows of {self.labels_path} name no ALT of {self.vcf} " \
+               f"(first: {chrom}:{pos} {ref}>{alt})"
+        if len(unmatched) == len(table):
+            raise InputFileError(f"{what}: chrom, pos, ref and alt must be as the VCF writes them")
+        print(f"genomenet: note: {what}; they are not used", file=sys.stderr)
 
     def _blocks(self, spans: dict[str, tuple[int, int]], lengths: dict[str, int]) -> list[Block]:
         """Blocks over each contig's variant span (block mode), whole contigs (chromosome mode), or the given ones
