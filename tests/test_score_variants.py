@@ -400,3 +400,11 @@ def test_a_long_span_keeps_the_llr_exact(tmp_path: Path, genome_text: str) -> No
     expected, _ = by_hand(load_pretrained(model_dir), 1, genome_text, start0, ref, "A" if ref != "A" else "C", "+",
                           span)
     assert next(iter(pysam.VariantFile(str(out)))).info["GN_LLR"][0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_mutagenesis_prefix_with_a_dot_keeps_it(tmp_path: Path) -> None:
+    from genomenet.downstream.mutagenesis import output_paths
+
+    assert [p.name for p in output_paths(tmp_path / "ism_chr20_1.2Mb")] == \
+        ["ism_chr20_1.2Mb.tsv", "ism_chr20_1.2Mb.png", "ism_chr20_1.2Mb.bedGraph"]
+    assert [p.name for p in output_paths(tmp_path / "ism.tsv")] == ["ism.tsv", "ism.png", "ism.bedGraph"]

@@ -64,7 +64,7 @@ def mutagenize(model: str, fasta: str, region: str, out: str, options: ScoreOpti
 
 def write_outputs(out: Path, rows: list, effects: np.ndarray, chrom: str, start: int, name: str) -> list[Path]:
     """TSV, heatmap PNG and bedGraph of the maximum effect, each written whole or not at all."""
-    paths = [out.with_suffix(".tsv"), out.with_suffix(".png"), out.with_suffix(".bedGraph")]
+    paths = output_paths(out)
     tmp = [p.with_name(f".{p.name}.tmp") for p in paths]
     with open(tmp[0], "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
@@ -80,6 +80,13 @@ def write_outputs(out: Path, rows: list, effects: np.ndarray, chrom: str, start:
     for t, p in zip(tmp, paths, strict=True):
         os.replace(t, p)
     return paths
+
+
+def output_paths(out: Path) -> list[Path]:
+    """PREFIX.tsv, PREFIX.png, PREFIX.bedGraph: a dot inside the prefix stays (`ism_chr20_1.2Mb`); one of the three
+    suffixes given with it is dropped (`--out ism.tsv`)."""
+    prefix = out.with_suffix("") if out.suffix in (".tsv", ".png", ".bedGraph") else out
+    return [prefix.with_name(prefix.name + suffix) for suffix in (".tsv", ".png", ".bedGraph")]
 
 
 def heatmap(effects: np.ndarray, name: str, title: str, path: Path) -> None:
