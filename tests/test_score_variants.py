@@ -408,3 +408,13 @@ def test_a_mutagenesis_prefix_with_a_dot_keeps_it(tmp_path: Path) -> None:
     assert [p.name for p in output_paths(tmp_path / "ism_chr20_1.2Mb")] == \
         ["ism_chr20_1.2Mb.tsv", "ism_chr20_1.2Mb.png", "ism_chr20_1.2Mb.bedGraph"]
     assert [p.name for p in output_paths(tmp_path / "ism.tsv")] == ["ism.tsv", "ism.png", "ism.bedGraph"]
+
+
+def test_a_mutagenesis_output_that_cannot_be_written_is_one_line_before_any_work(tmp_path: Path, capfd) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=2)
+    out = tmp_path / "missing" / "ism"
+    line = one_line(capfd, ["mutagenize", "--model", str(model_dir), "--fasta", str(DMEL), "--region",
+                            f"{CHROM}:60001-60010", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                            "--quiet", "--device", "cpu"])
+    assert f"--out {out}.tsv: folder {out.parent} does not exist" in line
+    assert not (tmp_path / "cache").exists()     # nothing run

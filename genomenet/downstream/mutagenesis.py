@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from genomenet.data.cache import prepare
 from genomenet.data.variants import Variant
+from genomenet.downstream.score_variants import check_output
 from genomenet.downstream.variant_effects import ScoreOptions, VariantScorer
 from genomenet.downstream.variant_eval import EFFECT_SIGN
 from genomenet.errors import InputFileError
@@ -39,6 +40,8 @@ def parse_region(text: str, lengths: dict[str, int]) -> tuple[str, int, int]:
 
 def mutagenize(model: str, fasta: str, region: str, out: str, options: ScoreOptions, device: str = "auto",
                batch_size: int = 8, cache_dir: str | None = None, progress: bool = True) -> list[Path]:
+    for path in output_paths(Path(out)):   # before any work, naming the user's path
+        check_output(path, "--out")
     runner = InferenceModel.load(model, device, "auto", batch_size)
     genome = prepare(fasta, cache_dir, progress=progress)
     chrom, start, end = parse_region(region, genome.lengths)
