@@ -418,3 +418,13 @@ def test_a_mutagenesis_output_that_cannot_be_written_is_one_line_before_any_work
                             "--quiet", "--device", "cpu"])
     assert f"--out {out}.tsv: folder {out.parent} does not exist" in line
     assert not (tmp_path / "cache").exists()     # nothing run
+
+
+def test_a_mutagenesis_region_inside_an_n_run_is_one_line_and_writes_nothing(tmp_path: Path, capfd) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=2)
+    out = tmp_path / "ism"   # the slice's N run is [100662, 117662)
+    line = one_line(capfd, ["mutagenize", "--model", str(model_dir), "--fasta", str(DMEL), "--region",
+                            f"{CHROM}:110001-110040", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                            "--quiet", "--device", "cpu"])
+    assert "no A, C, G or T" in line and "110001-110040" in line
+    assert not list(tmp_path.glob("ism*"))

@@ -51,6 +51,9 @@ def mutagenize(model: str, fasta: str, region: str, out: str, options: ScoreOpti
     effects = np.full((end - start, 4), np.nan)
     variants = [Variant(i + 1, chrom, start + i, base, tuple(b for b in BASES if b != base))
                 for i, base in enumerate(text) if base in BASES]
+    if not variants:
+        raise InputFileError(f"--region {region}: no A, C, G or T in {fasta} there (all N or ambiguity codes): "
+                             "nothing to mutate")
     rows = []
     bar = tqdm(total=len(variants), desc=f"mutating {region}", disable=not progress, unit=" positions")
     for first in range(0, len(variants), 32):
