@@ -428,3 +428,23 @@ def test_a_mutagenesis_region_inside_an_n_run_is_one_line_and_writes_nothing(tmp
                             "--quiet", "--device", "cpu"])
     assert "no A, C, G or T" in line and "110001-110040" in line
     assert not list(tmp_path.glob("ism*"))
+
+
+def test_labels_may_name_the_contig_as_the_fasta_does(tmp_path: Path, genome_text: str, capsys) -> None:
+    model_dir = tiny_model(tmp_path / "model", seed=4)
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">4\n" + genome_text[:50_000] + "\n")
+    rows, labels = [], ["chrom\tpos\tref\talt\tlabel"]
+    starts = [s for s in range(30_000, 40_000, 50) if genome_text[s] in "ACGT"][:10]
+    for i, start0 in enumerate(starts):
+        ref = genome_text[start0]
+        alt = "A" if ref != "A" else "C"
+        rows.append(("chr4", start0 + 1, ref, alt))
+        labels.append(f"4\t{start0 + 1}\t{ref}\t{alt}\t{i % 2}")   # the VCF says chr4, the FASTA and labels 4
+    vcf = write_vcf(tmp_path / "in.vcf", rows, contig="chr4")
+    (tmp_path / "labels.tsv").write_text("\n".join(labels) + "\n")
+    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(fasta), "--vcf", str(vcf), "--out",
+                 str(tmp_path / "out.vcf"), "--window", str(WINDOW), "--labels", str(tmp_path / "labels.tsv"),
+                 "--markov-max-order", "3", "--cache-dir", str(tmp_path / "cache"), "--quiet", "--device",
+                 "cpu"]) == 0
+    assert "labelled ALTs: 10 (5 positive)" in capsys.readouterr().out

@@ -35,6 +35,7 @@ from genomenet.data.variants import (
     ContigMatcher,
     allele_windows,
     info_label,
+    label_of,
     open_vcf,
     read_label_tsv,
     read_variants,
@@ -142,12 +143,10 @@ class VariantDataModule(SplitLoaders, L.LightningDataModule):
     def _label(self, table, record, chrom: str, a: int) -> int | None:
         """The ALT's label; a TSV row may name the contig as the VCF or as the FASTA does (a `chr` prefix)."""
         if table is not None:
-            for name in dict.fromkeys((record.chrom, chrom)):
-                key = (name, record.pos, record.ref.upper(), record.alts[a].upper())
-                if key in table:
-                    self._matched.add(key)
-                    return table[key]
-            return None
+            label, key = label_of(table, record, chrom, a)
+            if key is not None:
+                self._matched.add(key)
+            return label
         return info_label(record, a, self.label_info, self.vcf)
 
     def _check_label_rows(self, table: dict) -> None:

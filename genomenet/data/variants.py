@@ -207,6 +207,16 @@ def allele_reading(genome: PreparedGenome, variant: Variant, alt: str, window: i
     return AlleleReading(VariantTile(variant.chrom, t0, t1, strand), first, ref, alt_ids)
 
 
+def label_of(table: dict, record, chrom: str, a: int) -> tuple[int | None, tuple | None]:
+    """ALT `a`'s label in a labels TSV and the key of its row: a row may name the contig as the VCF does (`record`'s)
+    or as the FASTA does (`chrom`, after `chr`-prefix matching)."""
+    for name in dict.fromkeys((record.chrom, chrom)):
+        key = (name, record.pos, record.ref.upper(), record.alts[a].upper())
+        if key in table:
+            return table[key], key
+    return None, None
+
+
 def read_label_tsv(path: str | Path) -> dict[tuple[str, int, str, str], int]:
     """(chrom, 1-based pos, REF, ALT) -> 0/1 from a TSV with a header `chrom pos ref alt label`."""
     labels = {}

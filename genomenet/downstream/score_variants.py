@@ -25,6 +25,7 @@ from genomenet.data.variants import (
     Variant,
     allele_windows,
     info_label,
+    label_of,
     open_vcf,
     read_label_tsv,
     read_variants,
@@ -91,9 +92,9 @@ class Evaluation:
         self.markov = fit_markov_baseline(genome, scorer.runner.tokenizer, training, markov_max_order)
         self.results = LabelledScores()
 
-    def label(self, record, a: int) -> int | None:
+    def label(self, record, chrom: str, a: int) -> int | None:
         if self.labels is not None:
-            return self.labels.get((record.chrom, record.pos, record.ref.upper(), record.alts[a].upper()))
+            return label_of(self.labels, record, chrom, a)[0]
         return info_label(record, a, self.label_info, self.vcf_path)
 
     def add(self, record, variant: Variant, values: dict, marks: list) -> None:
@@ -105,7 +106,7 @@ class Evaluation:
             pair = allele_windows(self.genome, variant, alt, self.scorer.options.window, self.scorer.runner.tokenizer,
                                   "+")
             values["markov_llr"][a] = markov_llr(self.markov, pair) if not isinstance(pair, str) else None
-            label = self.label(record, a)
+            label = self.label(record, variant.chrom, a)
             if label is not None:
                 self.results.add(label, {s: values[s][a] for s in values})
 
