@@ -430,7 +430,8 @@ def test_a_mutagenesis_region_inside_an_n_run_is_one_line_and_writes_nothing(tmp
     assert not list(tmp_path.glob("ism*"))
 
 
-def test_labels_may_name_the_contig_as_the_fasta_does(tmp_path: Path, genome_text: str, capsys) -> None:
+def test_labels_may_name_the_contig_as_the_fasta_does_and_rows_matching_nothing_are_said(
+        tmp_path: Path, genome_text: str, capsys) -> None:
     model_dir = tiny_model(tmp_path / "model", seed=4)
     fasta = tmp_path / "genome.fa"
     fasta.write_text(">4\n" + genome_text[:50_000] + "\n")
@@ -442,9 +443,12 @@ def test_labels_may_name_the_contig_as_the_fasta_does(tmp_path: Path, genome_tex
         rows.append(("chr4", start0 + 1, ref, alt))
         labels.append(f"4\t{start0 + 1}\t{ref}\t{alt}\t{i % 2}")   # the VCF says chr4, the FASTA and labels 4
     vcf = write_vcf(tmp_path / "in.vcf", rows, contig="chr4")
+    labels.append("4\t45001\tA\tG\t1")   # no such record in the VCF: said, not used
     (tmp_path / "labels.tsv").write_text("\n".join(labels) + "\n")
     assert main(["score-variants", "--model", str(model_dir), "--fasta", str(fasta), "--vcf", str(vcf), "--out",
                  str(tmp_path / "out.vcf"), "--window", str(WINDOW), "--labels", str(tmp_path / "labels.tsv"),
                  "--markov-max-order", "3", "--cache-dir", str(tmp_path / "cache"), "--quiet", "--device",
                  "cpu"]) == 0
-    assert "labelled ALTs: 10 (5 positive)" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "labelled ALTs: 10 (5 positive)" in printed.out
+    assert "1 of 11 rows of" in printed.err and "(first: 4:45001 A>G)" in printed.err

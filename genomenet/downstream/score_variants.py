@@ -85,6 +85,7 @@ class Evaluation:
                  labels_tsv: str | None, label_info: str | None, markov_max_order: int, progress: bool) -> None:
         self.scorer, self.genome, self.label_info, self.vcf_path = scorer, genome, label_info, vcf_path
         self.labels = read_label_tsv(labels_tsv) if labels_tsv else None
+        self.labels_tsv, self.matched = labels_tsv, set()
         training = markov_training_part(genome, spans, scorer.options.window)
         if progress:
             print(f"Markov baseline: counting orders 0..{markov_max_order} on {sum(iv.length for iv in training):,} "
@@ -94,19 +95,32 @@ class Evaluation:
 
     def label(self, record, chrom: str, a: int) -> int | None:
         if self.labels is not None:
-            return label_of(self.labels, record, chrom, a)[0]
+            label, key = label_of(self.labels, record, chrom, a)
+            self.matched.add(key)
+            return label
         return info_label(record, a, self.label_info, self.vcf_path)
+
+    def unmatched_note(self) -> str | None:
+        """How many rows of the labels TSV named no ALT of the VCF (a typo'd contig or allele, another build)."""
+        if self.labels is None:
+            return None
+        unmatched = [key for key in self.labels if key not in self.matched]
+        if not unmatched:
+            return None
+        chrom, pos, ref, alt = unmatched[0]
+        return (f"genomenet: note: {len(unmatched)} of {len(self.labels)} rows of {self.labels_tsv} name no ALT of "
+                f"{self.vcf_path} (first: {chrom}:{pos} {ref}>{alt}); they are not used")
 
     def add(self, record, variant: Variant, values: dict, marks: list) -> None:
         """Put the Markov LLR beside the model's scores (in `values`, so it is written too); keep labelled ALTs."""
         values["markov_llr"] = [None] * len(variant.alts)
         for a, alt in enumerate(variant.alts):
+            label = self.label(record, variant.chrom, a)
             if marks[a] is not None:
                 continue
             pair = allele_windows(self.genome, variant, alt, self.scorer.options.window, self.scorer.runner.tokenizer,
                                   "+")
             values["markov_llr"][a] = markov_llr(self.markov, pair) if not isinstance(pair, str) else None
-            label = self.label(record, variant.chrom, a)
             if label is not None:
                 self.results.add(label, {s: values[s][a] for s in values})
 
@@ -194,6 +208,9 @@ def score_variants(model: str, fasta: str, vcf_path: str, out: str, options: Sco
         for leftover in (tmp, Path(f"{tmp}.tbi"), tsv_tmp):
             if leftover is not None and Path(leftover).exists():
                 Path(leftover).unlink()
+    note = evaluation.unmatched_note() if evaluation else None
+    if note:
+        print(note, file=sys.stderr)
     return out_path, records, time.perf_counter() - t0, evaluation.results.table() if evaluation else None
 
 
