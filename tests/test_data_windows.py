@@ -14,6 +14,7 @@ from genomenet.data.datamodule import GenomeDataModule, split_regions
 from genomenet.data.intervals import Interval
 from genomenet.data.tokenizers import KmerTokenizer, NucleotideTokenizer
 from genomenet.data.windows import GenomeWindows, WindowSampler
+from genomenet.errors import ConfigError
 
 DMEL_NAME = "NC_004353.4:1100001-1300000"
 N_RUN = (100_662, 117_662)
@@ -206,3 +207,13 @@ def test_random_windows_are_found_in_a_region_that_is_mostly_n(write_fasta, cach
     starts = np.array([ds[key]["start"] for key in range(300)])
     assert starts.min() >= 30_000 - 12 and starts.max() <= 31_500 - 256
     assert len(np.unique(starts)) > 150   # spread over the usable starts, not one repeated window
+
+
+@pytest.mark.parametrize(("kwargs", "said"), [
+    ({"regions": [Interval(DMEL_NAME, 0, 500)]}, "val: no region of the split holds a whole window of 1000 bases"),
+    ({"regions": [Interval(DMEL_NAME, 101_000, 117_000)], "sampling": "tiled"}, "val: every window has more than"),
+])
+def test_a_split_without_a_usable_window_is_an_error_naming_the_fasta(dmel, kwargs: dict, said: str) -> None:
+    with pytest.raises(ConfigError, match=said) as raised:
+        windows(dmel, name="val", **kwargs)
+    assert str(raised.value).startswith(f"{dmel.source['path']}: ")

@@ -55,12 +55,14 @@ class GenomeWindows(Dataset):
         self.genome, self.context_length, self.tokenizer = genome, context_length, tokenizer
         self.sampling, self.max_n = sampling, int(math.floor(max_n_fraction * context_length))
         self.rc_prob, self.seed, self.name = reverse_complement_prob, seed, name
+        self.fasta = genome.source["path"]   # named in the errors below
         self.sp_rank, self.sp_size = sequence_parallel_rank, sequence_parallel_size
         self.num_tokens = tokenizer.num_tokens(context_length)
         self._check(sampling)
         self.regions = [r for r in regions if r.length >= context_length]
         if not self.regions:
-            raise ConfigError(f"{name}: no region of the split holds a whole window of {context_length} bases")
+            raise ConfigError(f"{self.fasta}: {name}: no region of the split holds a whole window of {context_length} "
+                              "bases")
         self._weights = np.array([r.length - context_length + 1 for r in self.regions], dtype=np.float64)
         self._weights /= self._weights.sum()
         self.tiles = self._tiles() if sampling == "tiled" else None
@@ -85,7 +87,8 @@ class GenomeWindows(Dataset):
             tiles.append((region.chrom, starts[keep]))
         self._tile_offsets = np.cumsum([0] + [len(s) for _, s in tiles])
         if self._tile_offsets[-1] == 0:
-            raise ConfigError(f"{self.name}: every window has more than {self.max_n} N; raise max_n_fraction")
+            raise ConfigError(f"{self.fasta}: {self.name}: every window has more than {self.max_n} N; raise "
+                              "max_n_fraction")
         return tiles
 
     def __len__(self) -> int:
@@ -109,7 +112,8 @@ class GenomeWindows(Dataset):
             stretches, weights = self._n_free_stretches()
             start = self._draw_in(rng, stretches, weights) if stretches else None
         if start is None:
-            raise ConfigError(f"{self.name}: {MAX_DRAWS} random windows all had too many N; raise max_n_fraction")
+            raise ConfigError(f"{self.fasta}: {self.name}: {MAX_DRAWS} random windows all had too many N; raise "
+                              "max_n_fraction")
         return start
 
     def _draw_in(self, rng: np.random.Generator, regions: list[Interval], weights: np.ndarray
