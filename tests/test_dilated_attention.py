@@ -165,6 +165,17 @@ def test_branch_values_may_be_numpy_or_torch_integers_and_must_be_sequences():
     assert layer.segment_lengths == (4, 8) and type(layer.dilation_rates[1]) is int
 
 
+def test_causal_must_be_a_boolean():
+    import numpy as np
+
+    q, k, v = random_qkv(16, 2)
+    torch.testing.assert_close(dilated_attention(q, k, v, (8,), (1,), causal=np.bool_(True)),
+                               dilated_attention(q, k, v, (8,), (1,), causal=True))
+    for wrong in ("yes", "False", None, [True]):
+        with pytest.raises(ValueError, match="causal must be True or False"):
+            dilated_attention(q, k, v, (8,), (1,), causal=wrong)
+
+
 def test_invalid_tensors_raise_value_error():
     q, k, v = random_qkv(16, 2)
     with pytest.raises(ValueError, match="one shape"):

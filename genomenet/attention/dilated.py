@@ -42,6 +42,9 @@ def dilated_attention(
     segment_lengths = positive_integers("segment_lengths", segment_lengths)
     dilation_rates = positive_integers("dilation_rates", dilation_rates)
     _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask)
+    if isinstance(causal, str) or causal not in (True, False):
+        raise ValueError(f"causal must be True or False, got {causal!r}")
+    causal = bool(causal)
     check_sliding_window(sliding_window, causal, group)
     if group is not None:
         from genomenet.attention.sequence_parallel import sequence_parallel_dilated_attention
