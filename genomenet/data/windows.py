@@ -126,9 +126,10 @@ class GenomeWindows(Dataset):
         return None
 
     def _n_free_stretches(self) -> tuple[list[Interval], np.ndarray]:
-        """The regions minus every N run longer than a window may hold (no window with few enough N overlaps
-        one), the parts that still hold a window, and their draw weights: every start a window with few enough N
-        can have, so drawing there stays uniform over those starts."""
+        """The regions minus every N run longer than a window may hold, the parts that still hold a window, and
+        their draw weights (one per start). Drawing there is uniform over those starts; windows that reach into such
+        a run by at most the allowed N are left out, a small bias at run edges taken only when the first draws
+        failed."""
         if not hasattr(self, "_stretches"):
             runs = [Interval(r.chrom, int(a), int(b)) for r in {r.chrom: r for r in self.regions}.values()
                     for a, b in self.genome.chromosome(r.chrom).n_runs if b - a > self.max_n]
