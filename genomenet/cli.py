@@ -90,6 +90,14 @@ def export_any_checkpoint(checkpoint: str, out_dir: str) -> Path:
     return export_checkpoint(checkpoint, out_dir)
 
 
+def first_rank() -> bool:
+    """Whether this process prints a command's final lines: rank 0 of a torchrun job (it writes the output), or the
+    only process."""
+    from genomenet.inference.parts import rank_and_world
+
+    return rank_and_world()[0] == 0
+
+
 def add_inference_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     """The options every command that runs a trained model over a genome shares."""
     parser.add_argument("--model", required=True, help="an exported model directory or a training checkpoint")
@@ -136,7 +144,8 @@ def embed_main(argv: list[str]) -> int:
                            args.context, args.dtype, args.flank)
     out = embed(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
                 args.batch_size, args.cache_dir, progress=not args.quiet, sequence_parallel=args.sequence_parallel)
-    print(f"embeddings: {out}")
+    if first_rank():
+        print(f"embeddings: {out}")
     return 0
 
 
@@ -155,7 +164,7 @@ def track_main(argv: list[str]) -> int:
     options = TrackOptions(args.strand, args.entropy, args.window, args.context, args.flank)
     outs = track(args.model, args.fasta, args.out, args.regions, options, args.device, args.precision,
                  args.batch_size, args.cache_dir, progress=not args.quiet, sequence_parallel=args.sequence_parallel)
-    for out in outs:
+    for out in outs if first_rank() else []:
         print(f"track: {out}")
     return 0
 
