@@ -206,3 +206,16 @@ def test_a_cache_folder_that_is_a_file_is_one_line(capfd: pytest.CaptureFixture,
                                   str(not_a_folder), "--checkpoint.dirpath", str(tmp_path / "checkpoints")])
     assert str(not_a_folder) in line, line
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_segments_that_cannot_be_split_over_the_sequence_group_fail_before_training_with_one_line(
+    capfd: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """128-token windows over 2 ranks are chunks of 64: a 48-token segment neither divides nor spans whole chunks
+    (the attention would raise a ValueError with a traceback on every rank at the first step)."""
+    args = tiny_fit_args(tmp_path, 1)
+    args[args.index("[64,128]")] = "[48,128]"
+    line = one_error_line(capfd, [*args, "--data.sequence_parallel_size", "2", "--trainer.accelerator", "cpu",
+                                  "--trainer.devices", "2"])
+    assert "sequence_parallel_size=2" in line and "segment length 48" in line, line
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()

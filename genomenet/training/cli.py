@@ -117,6 +117,7 @@ class GenomeCLI(LightningCLI):
         if self.model.sequence_parallel_size > 1:
             trainer_config = self._get(self.config_init, "trainer", default={})
             check_sequence_parallel_ranks(trainer_config, self.model.sequence_parallel_size)
+            check_sequence_parallel_split(self.model, self.datamodule)
             configured = trainer_config.get("strategy", "auto")
             kwargs["strategy"] = sequence_parallel_strategy(configured, self.model.sequence_parallel_size)
         return self._with_atomic_checkpoints(super().instantiate_trainer(**kwargs))
@@ -267,6 +268,22 @@ def check_sequence_parallel_ranks(trainer_config: dict, size: int) -> None:
     if isinstance(devices, int) and devices > 0 and (devices * nodes) % size:
         raise ConfigError(f"data.sequence_parallel_size={size} does not divide the {devices * nodes} ranks of "
                           f"trainer.devices={devices} x trainer.num_nodes={nodes}")
+
+
+def check_sequence_parallel_split(module: GenomeLM, datamodule: GenomeDataModule) -> None:
+    """Raise ConfigError (before training, on every rank) for attention segments that cannot be split over the
+    sequence group's chunks of a window; the attention itself would raise a ValueError at the first step."""
+    from genomenet.attention.sequence_parallel import split_branches
+
+    size, cfg = module.sequence_parallel_size, module.model.cfg
+    tokens = datamodule.tokenizer.num_tokens(datamodule.context_length)
+    if cfg.attention != "dilated" or tokens % size:   # refused elsewhere, in their own words
+        return
+    try:
+        split_branches(tokens // size, size, 0, cfg.segment_lengths, cfg.dilation_rates, cfg.n_heads)
+    except ValueError as err:
+        raise ConfigError(f"data.sequence_parallel_size={size} with data.context_length={datamodule.context_length}: "
+                          f"{err}; change model.backbone.segment_lengths") from None
 
 
 def sequence_parallel_strategy(configured: Any, size: int) -> SequenceParallelStrategy:
