@@ -178,7 +178,11 @@ class GenomeCLI(LightningCLI):
             return
         if self.model.sequence_parallel_size > 1:
             print("held-out report skipped: it scores whole windows on one device; with sequence parallelism use "
-                  "`genomenet validate` (distributed) or export the checkpoint and report on one device", flush=True)
+                  "`genomenet validate` (distributed) or report on one device with the exported model", flush=True)
+            if export:   # the weights are whole on every rank: the export needs no scoring
+                from genomenet.model.pretrained import export_model
+
+                print(f"model: {export_model(self.model.model, self.model.info, self.export_dir(cfg))}", flush=True)
             return
         result = run_report(self.model, self.datamodule, cfg, self.run_dir() / "model", export=export)
         print(final_lines(result), flush=True)
