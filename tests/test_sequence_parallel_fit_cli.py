@@ -27,3 +27,17 @@ def test_sequence_parallel_fit_under_torchrun_exports_the_model_once(tmp_path: P
     assert proc.stdout.count("model: ") == 1 and proc.stdout.count("held-out report skipped") == 1
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert load_pretrained(tmp_path / "model").info.context_length == 128
+
+
+def test_torchrun_with_fewer_processes_than_trainer_devices_is_one_line(tmp_path: Path) -> None:
+    """long_context_sp.yaml says trainer.devices 4: launched by `torchrun --nproc_per_node 2` as it is, Lightning's
+    ValueError was a traceback."""
+    args = [*tiny_fit_args(tmp_path, 1), "--data.sequence_parallel_size", "2", "--trainer.devices", "2"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "-m", "genomenet", *args],
+        capture_output=True, text=True, cwd=REPO, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "Error" in line or line.startswith("genomenet: error")]
+    assert errors[0].startswith("genomenet: error: trainer.devices: You set `devices=2`"), proc.stderr[-2000:]
+    assert proc.stderr.count("Traceback") == 1, proc.stderr[-2000:]   # torchrun's own report of the failed process

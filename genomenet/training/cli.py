@@ -349,6 +349,9 @@ def run_lightning_cli(argv: list[str]) -> int:
             raise ConfigError("trainer.callbacks: " + " ".join(str(err).split())) from err
         except (ValueError, TypeError) as err:  # jsonargparse wraps a class's own error when it instantiates it
             cause = user_error_in(err)
+            if cause is None and "does not match the world size" in str(err):  # torchrun's process count
+                raise ConfigError("trainer.devices: " + " ".join(str(err).split()) + " (processes launched, e.g. "
+                                  "torchrun --nproc_per_node)") from None
             if cause is None:
                 raise
             raise cause from None
