@@ -89,12 +89,6 @@ def _any_masked(branches: list[Branch], causal: bool) -> bool:
     return not causal and any(b.ragged for b in branches)
 
 
-def check_positive_integers(**values: Sequence[int]) -> None:
-    """Raise ``ValueError`` unless every named sequence holds only positive integers."""
-    for name, items in values.items():
-        positive_integers(name, items)
-
-
 def positive_integers(name: str, values) -> tuple[int, ...]:
     """``values`` as a tuple of Python ints; ``ValueError`` unless it is a sequence of positive integers (numpy and
     torch integers count: anything with ``__index__`` but a bool)."""
@@ -113,13 +107,13 @@ def positive_integers(name: str, values) -> tuple[int, ...]:
 
 
 def _check_arguments(q, k, v, segment_lengths, dilation_rates, key_padding_mask) -> None:
-    """Raise ``ValueError`` naming what is wrong with the arguments."""
+    """Raise ``ValueError`` naming what is wrong with the arguments (the branches already read by
+    ``positive_integers``)."""
     if len(segment_lengths) == 0 or len(dilation_rates) == 0:
         raise ValueError("segment_lengths and dilation_rates must each hold at least one value")
     if len(segment_lengths) != len(dilation_rates):
         raise ValueError(f"segment_lengths has {len(segment_lengths)} values but dilation_rates has "
                          f"{len(dilation_rates)}; give one dilation rate per segment length")
-    check_positive_integers(segment_lengths=segment_lengths, dilation_rates=dilation_rates)
     if q.dim() != 4:
         raise ValueError(f"q must be (batch, seq, heads, head_dim), got shape {tuple(q.shape)}")
     if k.shape != q.shape or v.shape != q.shape:

@@ -8,12 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from genomenet.attention.backends import available_backends
-from genomenet.attention.dilated import (
-    check_positive_integers,
-    check_sliding_window,
-    dilated_attention,
-    positive_integers,
-)
+from genomenet.attention.dilated import check_sliding_window, dilated_attention, positive_integers
 from genomenet.attention.rows import dilated_attention_rows
 
 
@@ -69,7 +64,8 @@ class DilatedMultiheadAttention(nn.Module):
         sliding_window: int = 0,
     ) -> None:
         super().__init__()
-        check_positive_integers(embed_dim=[embed_dim], num_heads=[num_heads])
+        positive_integers("embed_dim", [embed_dim])
+        positive_integers("num_heads", [num_heads])
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
         segment_lengths = positive_integers("segment_lengths", segment_lengths)

@@ -39,6 +39,7 @@ from genomenet.data.variants import (
     open_vcf,
     read_label_tsv,
     read_variants,
+    unused_label_rows,
 )
 from genomenet.errors import ConfigError, InputFileError
 
@@ -151,13 +152,10 @@ class VariantDataModule(SplitLoaders, L.LightningDataModule):
 
     def _check_label_rows(self, table: dict) -> None:
         """Rows of the labels TSV that name no ALT of the VCF: an error when that is every row, else a note."""
-        unmatched = [key for key in table if key not in self._matched]
-        if not unmatched:
+        what = unused_label_rows(table, self._matched, self.labels_path, self.vcf)
+        if what is None:
             return
-        chrom, pos, ref, alt = unmatched[0]
-        what = f"{len(unmatched)} of {len(table)} rows of {self.labels_path} name no ALT of {self.vcf} " \
-               f"(first: {chrom}:{pos} {ref}>{alt})"
-        if len(unmatched) == len(table):
+        if not self._matched:
             raise InputFileError(f"{what}: chrom, pos, ref and alt must be as the VCF writes them")
         print(f"genomenet: note: {what}; they are not used", file=sys.stderr)
 

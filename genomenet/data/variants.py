@@ -217,6 +217,16 @@ def label_of(table: dict, record, chrom: str, a: int) -> tuple[int | None, tuple
     return None, None
 
 
+def unused_label_rows(table: dict, matched: set, tsv: str | Path, vcf: str | Path) -> str | None:
+    """`N of M rows of TSV name no ALT of VCF (first: ...)` for the rows of a labels TSV that no ALT matched (a
+    typo'd contig or allele, another build), or None when every row was used."""
+    unmatched = [key for key in table if key not in matched]
+    if not unmatched:
+        return None
+    chrom, pos, ref, alt = unmatched[0]
+    return f"{len(unmatched)} of {len(table)} rows of {tsv} name no ALT of {vcf} (first: {chrom}:{pos} {ref}>{alt})"
+
+
 def read_label_tsv(path: str | Path) -> dict[tuple[str, int, str, str], int]:
     """(chrom, 1-based pos, REF, ALT) -> 0/1 from a TSV with a header `chrom pos ref alt label`."""
     labels = {}

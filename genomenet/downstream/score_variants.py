@@ -29,6 +29,7 @@ from genomenet.data.variants import (
     open_vcf,
     read_label_tsv,
     read_variants,
+    unused_label_rows,
 )
 from genomenet.downstream.variant_effects import ScoreOptions, VariantScorer
 from genomenet.downstream.variant_eval import LabelledScores
@@ -96,20 +97,15 @@ class Evaluation:
     def label(self, record, chrom: str, a: int) -> int | None:
         if self.labels is not None:
             label, key = label_of(self.labels, record, chrom, a)
-            self.matched.add(key)
+            if key is not None:
+                self.matched.add(key)
             return label
         return info_label(record, a, self.label_info, self.vcf_path)
 
     def unmatched_note(self) -> str | None:
-        """How many rows of the labels TSV named no ALT of the VCF (a typo'd contig or allele, another build)."""
-        if self.labels is None:
-            return None
-        unmatched = [key for key in self.labels if key not in self.matched]
-        if not unmatched:
-            return None
-        chrom, pos, ref, alt = unmatched[0]
-        return (f"genomenet: note: {len(unmatched)} of {len(self.labels)} rows of {self.labels_tsv} name no ALT of "
-                f"{self.vcf_path} (first: {chrom}:{pos} {ref}>{alt}); they are not used")
+        """How many rows of the labels TSV named no ALT of the VCF, as a note line (None when every row was used)."""
+        what = unused_label_rows(self.labels, self.matched, self.labels_tsv, self.vcf_path) if self.labels else None
+        return f"genomenet: note: {what}; they are not used" if what else None
 
     def add(self, record, variant: Variant, values: dict, marks: list) -> None:
         """Put the Markov LLR beside the model's scores (in `values`, so it is written too); keep labelled ALTs."""
