@@ -112,8 +112,7 @@ class GenomeCLI(LightningCLI):
             return self._with_atomic_checkpoints(super().instantiate_trainer(**kwargs))
         check_compatible(self.model, self.datamodule)  # before the trainer says anything
         if isinstance(self.model, TextLM) and self.subcommand in ("fit", "validate", "test"):
-            cfg = self.config_init[self.subcommand]["report"]
-            check_text_report(cfg if isinstance(cfg, ReportConfig) else ReportConfig(**vars(cfg)), self.datamodule)
+            check_text_report(self.report_config(), self.datamodule)
         if self.model.sequence_parallel_size > 1:
             trainer_config = self._get(self.config_init, "trainer", default={})
             check_sequence_parallel_ranks(trainer_config, self.model.sequence_parallel_size)
@@ -154,10 +153,14 @@ class GenomeCLI(LightningCLI):
     def after_test(self) -> None:
         self.report(export=False)
 
+    def report_config(self) -> ReportConfig:
+        """The `report` section of this subcommand's config, as a ReportConfig."""
+        cfg = self.config_init[self.subcommand]["report"]
+        return cfg if isinstance(cfg, ReportConfig) else ReportConfig(**vars(cfg))
+
     def report(self, export: bool) -> None:
         """The held-out report (`report` section): after fit with the export; after validate / test without."""
-        cfg = self.config_init[self.subcommand]["report"]
-        cfg = cfg if isinstance(cfg, ReportConfig) else ReportConfig(**vars(cfg))
+        cfg = self.report_config()
         if not cfg.enabled or self.trainer.interrupted or not self.trainer.is_global_zero:
             return
         if isinstance(self.model, RegionClassifier):
