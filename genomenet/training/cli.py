@@ -180,8 +180,10 @@ class GenomeCLI(LightningCLI):
             print(variant_final_lines(result), flush=True)
             return
         if self.model.sequence_parallel_size > 1:
-            print("held-out report skipped: it scores whole windows on one device; with sequence parallelism use "
-                  "`genomenet validate` (distributed) or report on one device with the exported model", flush=True)
+            hint = ("`genomenet validate` (distributed) or report on one device with the exported model" if export
+                    else "the distributed validation metrics above are this run's figures")
+            print(f"held-out report skipped: it scores whole windows on one device; with sequence parallelism {hint}",
+                  flush=True)
             if export:   # the weights are whole on every rank: the export needs no scoring
                 from genomenet.model.pretrained import export_model
 
