@@ -21,6 +21,8 @@ from genomenet.model.longnet import LongNet, LongNetConfig
     (["--out", "{tmp}"], "is a folder"),
     (["--out", "{tmp}/p.tsv", "--batch-size", "0"], "--batch-size 0: must be at least 1"),
     (["--out", "{tmp}/p.tsv", "--device", "tpu:x"], "--device tpu:x: not a device"),
+    (["--out", "{tmp}/p.bed.gz"], "give a name ending in .tsv (class probabilities) or .bed"),  # was a plain TSV
+    (["--out", "{tmp}/p.tsv.gz"], "give a name ending in .tsv (class probabilities) or .bed"),  # was not gzip
 ])
 def test_bad_arguments_are_one_line_and_nothing_is_written(tmp_path: Path, capfd, extra: list[str],
                                                            said: str) -> None:

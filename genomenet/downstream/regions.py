@@ -282,7 +282,7 @@ def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size:
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        as_bed = out_path.suffix == ".bed"
+        as_bed = out_path.suffix.lower() == ".bed"
         if not as_bed:
             writer.writerow(["chrom", "start", "end", "name", "strand", "predicted", *(f"p_{c}" for c in classes)])
         for region, p in zip(records, probs, strict=True):
@@ -315,6 +315,9 @@ def check_classify_args(args) -> None:
         raise InputFileError(f"{args.fasta}: no such FASTA file")
     if Path(args.out).is_dir():
         raise InputFileError(f"--out {args.out}: is a folder; give a file name ending in .tsv or .bed")
+    if Path(args.out).suffix.lower() not in (".tsv", ".bed"):
+        raise InputFileError(f"--out {args.out}: give a name ending in .tsv (class probabilities) or .bed (BED6); "
+                             "the output is written uncompressed")
     if args.batch_size < 1:
         raise InputFileError(f"--batch-size {args.batch_size}: must be at least 1")
     try:
