@@ -165,6 +165,8 @@ def data_module(tmp_path: Path, lines: list[str], **kwargs) -> RegionDataModule:
 @pytest.mark.parametrize(("lines", "error", "message"), [
     (["chr4\t10\t20\ta"], InputFileError, "line 1: chromosome 'chr4' is not in the FASTA"),
     ([f"{CHROM}\t10\t300000\ta"], InputFileError, "line 1: interval .* is outside its chromosome"),
+    ([f"{CHROM}\t10\t20\ta\t+", f"{CHROM}\t30\t40\tb\t-"], InputFileError,  # BED5 would read both as '+'
+     "line 1: '\\+' in column 5, the score: the strand goes in column 6"),
     ([f"{CHROM}\t{s}\t{s + 1}\t{'a' if s < 100_000 else 'b'}" for s in range(1000, 199_000, 1000)], ConfigError,
      "leaves class '[ab]' with no (train|test) example"),
 ])

@@ -51,22 +51,23 @@ def read_bed(path: str | os.PathLike, lengths: dict[str, int] | None = None) -> 
 
     With `lengths`, an interval on an unknown record or past its record's end is an error naming the line.
     """
-    return [Interval(r.chrom, r.start, r.end) for r in _read_records(path, lengths)]
+    return [Interval(r.chrom, r.start, r.end) for r in _read_records(path, lengths, stranded=False)]
 
 
 def read_bed_regions(path: str | os.PathLike, lengths: dict[str, int] | None = None) -> list[Region]:
     """Records of a BED file with name (column 4, else '') and strand (column 6: '+', '-' or '.'; else '+').
 
     With `lengths`, a record on an unknown chromosome or past its end is an error naming the line; so is a file
-    without records.
+    without records, and a strand in column 5 (the score) of a five-column line (its minus-strand regions would
+    silently be read on the plus strand).
     """
-    regions = _read_records(path, lengths)
+    regions = _read_records(path, lengths, stranded=True)
     if not regions:
         raise InputFileError(f"{path}: no BED records (expected tab-separated 'chrom start end' lines)")
     return regions
 
 
-def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None) -> list[Region]:
+def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None, stranded: bool) -> list[Region]:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: {'a folder, not a' if path.is_dir() else 'no such'} BED file")
@@ -75,7 +76,7 @@ def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None) -> li
     try:
         with opener(path, "rt", encoding="utf-8-sig") as handle:   # a byte-order mark is no part of the first name
             regions = [
-                _parse_line(path, number, line, lengths)
+                _parse_line(path, number, line, lengths, stranded)
                 for number, line in enumerate(handle, start=1)
                 if line.strip() and not is_header(line)
             ]
@@ -101,7 +102,7 @@ def missing_chromosome_hint(chrom: str, names: list[str]) -> str:
     return f" (the FASTA has {shown})"
 
 
-def _parse_line(path: Path, number: int, line: str, lengths: dict[str, int] | None) -> Region:
+def _parse_line(path: Path, number: int, line: str, lengths: dict[str, int] | None, stranded: bool) -> Region:
     fields = line.rstrip("\r\n").split("\t")
     where = f"{path}: line {number}"
     if len(fields) < 3:
@@ -122,6 +123,9 @@ def _parse_line(path: Path, number: int, line: str, lengths: dict[str, int] | No
                 f"{where}: interval {chrom}:{start}-{end} is outside its chromosome (length {lengths[chrom]})"
             )
     name = fields[3] if len(fields) > 3 else ""
+    if stranded and len(fields) == 5 and fields[4].strip() in ("+", "-"):
+        raise InputFileError(f"{where}: {fields[4].strip()!r} in column 5, the score: the strand goes in column 6 "
+                             "(BED6: chrom start end name score strand)")
     strand = fields[5].strip() if len(fields) > 5 else "+"
     if strand not in ("+", "-", "."):
         raise InputFileError(f"{where}: strand (column 6) must be '+', '-' or '.', got {strand!r}")
