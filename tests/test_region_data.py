@@ -264,3 +264,14 @@ def test_a_folder_given_for_a_bed_or_an_annotation_is_named_a_folder(tmp_path: P
         read_annotation(tmp_path, {"chr1": 100})
     with pytest.raises(InputFileError, match="no such BED file"):
         read_bed_regions(tmp_path / "missing.bed")
+
+
+def test_regions_shorter_than_one_kmer_give_every_window_a_token(tmp_path: Path) -> None:
+    # 2-base sites, region mode without flanks, k = 3: each window used to be all padding
+    lines = [f"{CHROM}\t{s}\t{s + 2}\t{'ab'[s // 1000 % 2]}" for s in range(500, 199_000, 1000)]
+    dm = data_module(tmp_path, lines, mode="region", flank=0, kmer_size=3,
+                     split=SplitConfig(block_size=20_000, test_fraction=0.3, val_fraction=0.1))
+    dm.setup()
+    for split in dm.splits.values():
+        assert (split.spans[:, 1] - split.spans[:, 0] == 1).all() and (split.spans[:, 0] == 0).all()
+        assert (split.tokens[:, 0] != dm.tokenizer.pad_id).all()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from genomenet.data.intervals import Region
+from genomenet.data.intervals import Interval, Region
 from genomenet.data.region_windows import WindowSpec, region_span
 from genomenet.data.tokenizers import make_tokenizer
 from genomenet.model.heads import RegionClassifierNet
@@ -101,3 +101,12 @@ def test_kmer_tokens_are_reverse_complemented_as_kmers() -> None:
         reverse = net.backbone.hidden_states(rc_ids)
         got = net.features(ids, torch.tensor([[5, 6]]))
     assert torch.allclose(got[0, 32:], reverse[0, 31 - 5], atol=1e-6)
+
+
+def test_a_region_shorter_than_one_kmer_still_reads_one_token_about_its_centre() -> None:
+    # region mode, no flank, k = 3: a 2-base region used to give a window of 0 tokens (all padding, span (-1, 0))
+    region, tokenizer = Region("chr", 1000, 1002, "x", "+"), make_tokenizer(3)
+    spec = WindowSpec(30, "region", flank=0, min_length=3)
+    assert spec.interval(region) == Interval("chr", 1000, 1003)
+    assert region_span(region, spec, tokenizer) == (0, 1)
+    assert WindowSpec(30, "region", flank=2, min_length=3).interval(region) == Interval("chr", 998, 1004)  # as before

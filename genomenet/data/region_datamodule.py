@@ -145,12 +145,12 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         self.fasta, self.regions_path, self.cache_dir = fasta, regions, cache_dir
         if shift and mode != "centered" or shift < 0:
             raise ConfigError(f"data.shift={shift}: a shift (>= 0) needs data.mode centered")
-        self.spec = WindowSpec(context_length, mode, flank)
+        self.spec = WindowSpec(context_length, mode, flank, min_length=kmer_size)
         self.shift_tokens = shift // kmer_size
-        self.read_spec = WindowSpec(context_length + 2 * self.shift_tokens * kmer_size, mode, flank)
+        self.read_spec = WindowSpec(context_length + 2 * self.shift_tokens * kmer_size, mode, flank, kmer_size)
         self.context_length, self.kmer_size, self.sequence_parallel_size = context_length, kmer_size, 1
         self.task, self.split_cfg, self.max_n = task, split, max_n_fraction
-        self.split_spec = WindowSpec(max(split_context or 0, self.read_spec.length), mode, flank)
+        self.split_spec = WindowSpec(max(split_context or 0, self.read_spec.length), mode, flank, kmer_size)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.tokenizer: KmerTokenizer = make_tokenizer(kmer_size)
         self.genome: PreparedGenome | None = None

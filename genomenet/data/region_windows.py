@@ -2,7 +2,8 @@
 
 `centered`: `length` bases centred on the region's midpoint (flank ignored: the window is the context).
 `region`: the region plus `flank` bases on each side; cropped about its centre when longer than `length`, padded
-(pad tokens after the sequence, masked out of attention and pooling) when shorter. Bases past a chromosome's end read
+(pad tokens after the sequence, masked out of attention and pooling) when shorter, widened about its centre to
+`min_length` (k) bases when shorter than one k-mer. Bases past a chromosome's end read
 as N. A minus-strand region is read as the reverse complement (5'->3' on its strand), so the classifier sees what the
 transcript sees.
 """
@@ -30,11 +31,17 @@ class WindowSpec:
     mode: WindowMode = "centered"
     flank: int = 0
     """Bases added on each side of the region (region mode)."""
+    min_length: int = 1
+    """Fewest bases a region-mode window reads: the tokenizer's k, so a region (with its flanks) shorter than one
+    k-mer still gives a token, widened about its centre."""
 
     def interval(self, region: Region) -> Interval:
         """The forward-strand bases the window reads (may reach past the chromosome's ends)."""
         if self.mode == "region":
             start, end = region.start - self.flank, region.end + self.flank
+            if end - start < self.min_length:
+                start = (start + end) // 2 - self.min_length // 2
+                return Interval(region.chrom, start, start + self.min_length)
             if end - start <= self.length:
                 return Interval(region.chrom, start, end)
             middle = (start + end) // 2

@@ -270,7 +270,7 @@ def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size:
     info = net.info
     genome = prepare(fasta, cache_dir, progress=not quiet)
     records = read_bed_regions(regions, genome.lengths)
-    tokenizer, spec = make_tokenizer(info.kmer_size), WindowSpec(**info.window)
+    tokenizer, spec = make_tokenizer(info.kmer_size), WindowSpec(**info.window, min_length=info.kmer_size)
     tokens = np.stack([region_tokens(genome, r, spec, tokenizer) for r in records])
     spans = np.array([region_span(r, spec, tokenizer) for r in records], dtype=np.int64)
     warn_unknown_windows(records, tokens, tokenizer)
