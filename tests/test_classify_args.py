@@ -60,3 +60,34 @@ def test_a_region_in_an_n_run_gets_its_row_and_a_warning_naming_it(tmp_path: Pat
     err = capfd.readouterr().err
     assert f"1 of 2 regions read windows more than half N (first: {chrom}:110000-110001)" in err
     assert len(out.read_text().splitlines()) == 3   # the header and both regions
+
+
+def test_regions_are_scored_a_chunk_at_a_time_with_the_same_rows(tmp_path: Path, monkeypatch) -> None:
+    """A genome-wide BED is not tokenized all at once: chunks of a few windows give the same file as one chunk."""
+    import genomenet.downstream.regions as regions
+
+    tokenizer = make_tokenizer(1)
+    cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=1, d_model=16, n_heads=2, segment_lengths=[32, 64],
+                        dilation_rates=[1, 2])
+    net = RegionClassifierNet(LongNet(cfg, causal=False), 3, "mean", tokenizer.pad_id)
+    info = ClassifierInfo(cfg, False, 1, "mean", {"kind": "multiclass", "classes": ["a", "b", "c"]},
+                          {"length": 64, "mode": "centered", "flank": 0})
+    model = export_classifier(net, info, tmp_path / "model")
+    chrom = "NC_004353.4:1100001-1300000"
+    bed = tmp_path / "r.bed"
+    bed.write_text("".join(f"{chrom}\t{s}\t{s + 10}\tr{s}\t0\t{'+-'[s % 2]}\n" for s in range(1000, 1023)))
+    args = ["classify", "--model", str(model), "--fasta", str(DMEL), "--regions", str(bed), "--cache-dir",
+            str(tmp_path / "cache"), "--quiet", "--batch-size", "2"]
+    assert main([*args, "--out", str(tmp_path / "whole.tsv")]) == 0
+    monkeypatch.setattr(regions, "CLASSIFY_CHUNK_TOKENS", 3 * 64)   # 3 windows a chunk: 8 chunks, the last short
+    built = []
+    original = regions.region_tokens
+    monkeypatch.setattr(regions, "region_tokens", lambda *a: built.append(1) or original(*a))
+    chunks = []
+    original_outputs = regions.window_outputs
+    monkeypatch.setattr(regions, "window_outputs", lambda net, tokens, *a: chunks.append(len(tokens))
+                        or original_outputs(net, tokens, *a))
+    assert main([*args, "--out", str(tmp_path / "chunked.tsv")]) == 0
+    assert chunks == [3] * 7 + [2] and len(built) == 23
+    assert (tmp_path / "chunked.tsv").read_text() == (tmp_path / "whole.tsv").read_text()
+    assert len((tmp_path / "whole.tsv").read_text().splitlines()) == 24

@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,6 +263,11 @@ def prediction(kind: str, classes: list[str], p: np.ndarray) -> tuple[str, float
     return ",".join(classes[i] for i in chosen), float(min(p[i] for i in chosen))
 
 
+CLASSIFY_CHUNK_TOKENS = 1 << 22
+"""Tokens of windows built at once by `classify` (32 MB of ids): a genome-wide BED is read, scored and written a
+chunk at a time, so memory does not grow with the number of regions."""
+
+
 def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size: int = 16, device: str = "cpu",
                      cache_dir: str | None = None, quiet: bool = False) -> Path:
     """One row per BED region with its class probabilities: TSV (`chrom start end name strand predicted p_<class>`)
@@ -271,42 +277,56 @@ def classify_regions(model: str, fasta: str, regions: str, out: str, batch_size:
     genome = prepare(fasta, cache_dir, progress=not quiet)
     records = read_bed_regions(regions, genome.lengths)
     tokenizer, spec = make_tokenizer(info.kmer_size), WindowSpec(**info.window, min_length=info.kmer_size)
-    tokens = np.stack([region_tokens(genome, r, spec, tokenizer) for r in records])
-    spans = np.array([region_span(r, spec, tokenizer) for r in records], dtype=np.int64)
-    warn_unknown_windows(records, tokens, tokenizer)
-    probs = window_outputs(net, tokens, spans, "probs", info.labels["kind"], batch_size,
-                           desc=None if quiet else f"classifying {len(records)} regions")
-    classes = info.labels["classes"]
+    kind, classes = info.labels["kind"], info.labels["classes"]
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        as_bed = out_path.suffix.lower() == ".bed"
-        if not as_bed:
-            writer.writerow(["chrom", "start", "end", "name", "strand", "predicted", *(f"p_{c}" for c in classes)])
-        for region, p in zip(records, probs, strict=True):
-            predicted, score = prediction(info.labels["kind"], classes, p)
-            if as_bed:
-                writer.writerow([region.chrom, region.start, region.end, predicted, round(1000 * score),
-                                 region.strand])
-            else:
-                writer.writerow([region.chrom, region.start, region.end, region.name, region.strand, predicted,
-                                 *(f"{x:.6f}" for x in p)])
-    os.replace(tmp, out_path)
+    as_bed = out_path.suffix.lower() == ".bed"
+    unknown: list[int] = []
+    try:   # nothing half-written: the rows go to a hidden file, renamed when every region is scored
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            if not as_bed:
+                writer.writerow(["chrom", "start", "end", "name", "strand", "predicted", *(f"p_{c}" for c in classes)])
+            for region, p in scored_in_chunks(net, genome, records, spec, tokenizer, batch_size, unknown, quiet):
+                predicted, score = prediction(kind, classes, p)
+                if as_bed:
+                    writer.writerow([region.chrom, region.start, region.end, predicted, round(1000 * score),
+                                     region.strand])
+                else:
+                    writer.writerow([region.chrom, region.start, region.end, region.name, region.strand, predicted,
+                                     *(f"{x:.6f}" for x in p)])
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if unknown:
+        first = records[unknown[0]]
+        print(f"classify: warning: {len(unknown)} of {len(records)} regions read windows more than half N (first: "
+              f"{first.chrom}:{first.start}-{first.end}); their probabilities reflect no sequence", file=sys.stderr)
     return out_path
 
 
-def warn_unknown_windows(records: list, tokens: np.ndarray, tokenizer, most: float = 0.5) -> None:
-    """One line on stderr when some windows are mostly N: their rows are still written (one per region), but their
-    probabilities say nothing about sequence (training drops such windows)."""
+def scored_in_chunks(net: RegionClassifierNet, genome, records: list, spec: WindowSpec, tokenizer, batch_size: int,
+                     unknown: list[int], quiet: bool = False) -> Iterator[tuple]:
+    """(region, class probabilities) in BED order, its windows built `CLASSIFY_CHUNK_TOKENS` at a time; the indices
+    of mostly-N windows are appended to `unknown`."""
+    per_chunk = max(batch_size, CLASSIFY_CHUNK_TOKENS // tokenizer.num_tokens(spec.length))
+    with tqdm(total=len(records), desc=f"classifying {len(records)} regions", disable=quiet, unit="region") as bar:
+        for first in range(0, len(records), per_chunk):
+            chunk = records[first:first + per_chunk]
+            tokens = np.stack([region_tokens(genome, r, spec, tokenizer) for r in chunk])
+            spans = np.array([region_span(r, spec, tokenizer) for r in chunk], dtype=np.int64)
+            unknown.extend(first + int(i) for i in np.flatnonzero(mostly_unknown(tokens, tokenizer)))
+            yield from zip(chunk, window_outputs(net, tokens, spans, "probs", net.info.labels["kind"], batch_size),
+                           strict=True)
+            bar.update(len(chunk))
+
+
+def mostly_unknown(tokens: np.ndarray, tokenizer, most: float = 0.5) -> np.ndarray:
+    """Which windows are more than `most` N: their rows are still written (one per region), but their probabilities
+    say nothing about sequence (training drops such windows)."""
     real = (tokens != tokenizer.pad_id).sum(axis=1)
-    unknown = (tokens == tokenizer.n_id).sum(axis=1) / np.maximum(real, 1)
-    flagged = np.flatnonzero(unknown > most)
-    if len(flagged):
-        first = records[flagged[0]]
-        print(f"classify: warning: {len(flagged)} of {len(records)} regions read windows more than half N (first: "
-              f"{first.chrom}:{first.start}-{first.end}); their probabilities reflect no sequence", file=sys.stderr)
+    return (tokens == tokenizer.n_id).sum(axis=1) / np.maximum(real, 1) > most
 
 
 def check_classify_args(args) -> None:
