@@ -20,6 +20,8 @@ BAD_FASTA = {
     "duplicate_record_names": (b">a\nACGT\n>a\nACGT\n", r"duplicate record name 'a'"),
     "characters_outside_iupac": (b">a\nACGT\n>b\nACGT\nAC!T\n", r"line 5: record 'b' position 7: character '!'"),
     "inconsistent_line_lengths": (b">a\nACGT\nA\nACGT\n", r"line 3"),
+    "blank_lines_between_records": (b">a\nACGT\n\n\n>b\nACGT\n", r"line 3: record 'a': blank line in the sequence"),
+    "blank_lines_after_a_short_last_line": (b">a\nACGT\nAC\n\n\n", r"line 4: record 'a': blank line in the sequence"),
 }
 
 

@@ -79,6 +79,12 @@ class FastaFile:
             return pyfaidx.Faidx(str(self.text_path), indexname=str(self.fai), duplicate_action="stop", **kwargs)
         except (ValueError, pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat) as err:
             raise InputFileError(f"{self.display_path}: {self._reword(err)}") from None
+        except RuntimeError as err:  # pyfaidx's "Unhandled exception during fasta indexing": two odd lines at the end
+            found = re.search(r"at entry (.*)Please report .* \[\((\d+), \d+\)", str(err))
+            if not found:
+                raise
+            line = int(found[2]) + 1
+            raise InputFileError(f"{self.display_path}: {self._line_length_message(found[1], line)}") from None
         except (EOFError, OSError, zlib.error, struct.error) as err:
             raise InputFileError(f"{self.display_path}: unreadable or truncated FASTA ({err})") from None
 
@@ -94,9 +100,18 @@ class FastaFile:
             return f"line {line[1]}: text before the first '>' header line; is this a FASTA file?"
         record = re.search(r"found in >(\S+) at line", message)
         if line and record:
-            return (f"line {line[1]}: record '{record[1]}': line length differs from the record's earlier lines "
-                    "(sequence lines must have one length, except the last)")
+            return self._line_length_message(record[1], int(line[1]))
         return message
+
+    def _line_length_message(self, record: str, line: int) -> str:
+        """What pyfaidx's complaint about a record's line lengths means: a blank line in its sequence (the usual
+        cause: records joined with blank lines between them), or a sequence line of another length."""
+        blank = _misplaced_blank_line(self.text_path, record)
+        if blank is not None:
+            return (f"line {blank}: record '{record}': blank line in the sequence (only one blank line may end a "
+                    "record); remove the blank lines")
+        return (f"line {line}: record '{record}': line length differs from the record's earlier lines "
+                "(sequence lines must have one length, except the last)")
 
     def records(self) -> list[Record]:
         """Records in file order."""
@@ -128,6 +143,31 @@ class FastaFile:
 
     def close(self) -> None:
         self._faidx.close()
+
+
+def _misplaced_blank_line(path: Path, record: str) -> int | None:
+    """1-based line of the first blank line in `record` that pyfaidx rejects (any but one blank line that ends the
+    record after a sequence line), or None (error path only: it reads the text up to the record's end)."""
+    opener = gzip.open if compression_of(path) != "plain" else open
+    name, pending, previous_was_sequence = None, None, False
+    with opener(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.startswith(b">"):
+                if name == record:
+                    return None
+                name = (line[1:].split() or [b""])[0].decode(errors="replace")
+                pending, previous_was_sequence = None, False
+                continue
+            if name != record:
+                continue
+            if pending is not None:
+                return pending
+            blank = not line.strip()
+            if blank and not previous_was_sequence:
+                return number
+            pending = number if blank else None
+            previous_was_sequence = not blank
+    return None
 
 
 def _count_newlines(path: Path, upto: int) -> int:
