@@ -45,6 +45,8 @@ def one_error_line(capfd: pytest.CaptureFixture, argv: list[str]) -> str:
         (["--model.optimizer.betas", "[0.9, 1.5]"], "betas"),
         (["--report.kmer_sizes", "[]"], "report.kmer_sizes"),
         (["--report.kmer_sizes", "[0]"], "report.kmer_sizes"),
+        (["--data.tokenizer", "kmer", "--data.kmer_size", "13"], "kmer_size must be in 1..12, got 13"),
+        (["--data.tokenizer", "kmer", "--data.kmer_size", "0"], "kmer_size must be in 1..12, got 0"),
     ],
 )
 def test_bad_fit_config_values_fail_before_training_with_one_line(

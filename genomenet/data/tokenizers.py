@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from genomenet.errors import ConfigError
+
 BASES = "ACGTN"
 N_CODE = 4
 SOFT_MASK_BIT = 0x80
@@ -87,9 +89,9 @@ class KmerTokenizer:
     def __init__(self, k: int = 1, stride: int | None = None):
         stride = k if stride is None else stride
         if k < 1 or k > 12:
-            raise ValueError(f"k-mer size must be in 1..12, got {k}")
+            raise ConfigError(f"kmer_size must be in 1..12, got {k}")
         if stride < 1 or stride > k:
-            raise ValueError(f"stride must be in 1..k={k} (a larger stride would skip bases), got {stride}")
+            raise ConfigError(f"kmer_stride must be in 1..k={k} (a larger stride would skip bases), got {stride}")
         self.k, self.stride = k, stride
         self.n_id = 4**k
         self.pad_id, self.mask_id, self.bos_id, self.eos_id, self.unk_id = range(self.n_id + 1, self.n_id + 6)
