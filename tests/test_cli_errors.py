@@ -47,6 +47,8 @@ def one_error_line(capfd: pytest.CaptureFixture, argv: list[str]) -> str:
         (["--report.kmer_sizes", "[0]"], "report.kmer_sizes"),
         (["--data.tokenizer", "kmer", "--data.kmer_size", "13"], "kmer_size must be in 1..12, got 13"),
         (["--data.tokenizer", "kmer", "--data.kmer_size", "0"], "kmer_size must be in 1..12, got 0"),
+        (["--data.num_workers", "-1"], "data.num_workers=-1 must be >= 0"),
+        (["--data.samples_per_epoch", "-3"], "data.samples_per_epoch=-3 must be >= 1"),
     ],
 )
 def test_bad_fit_config_values_fail_before_training_with_one_line(

@@ -116,3 +116,17 @@ def test_bed_held_out_interval_outside_the_genome_fails_setup(tmp_path, cache_di
     dm = GenomeDataModule(str(LAMBDA), context_length=100, val_intervals=str(bed), cache_dir=str(cache_dir))
     with pytest.raises(InputFileError, match="val.bed: line 1: .*outside its chromosome"):
         dm.setup("fit")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "said"),
+    [
+        ({"num_workers": -1}, "data.num_workers=-1 must be >= 0"),
+        ({"samples_per_epoch": 0}, "data.samples_per_epoch=0 must be >= 1"),
+        ({"samples_per_epoch": -3}, "data.samples_per_epoch=-3 must be >= 1"),
+        ({"val_samples": 0}, "data.val_samples=0 must be >= 1"),
+    ],
+)
+def test_impossible_loader_numbers_are_config_errors_naming_the_option(kwargs, said):
+    with pytest.raises(ConfigError, match=said):
+        GenomeDataModule("genome.fa", **kwargs)

@@ -111,6 +111,12 @@ class GenomeDataModule(L.LightningDataModule):
             raise ConfigError("val_fraction and test_fraction must be in [0, 1) and sum to less than 1")
         if not 0 <= self.rc_prob <= 1 or not 0 <= self.max_n_fraction <= 1:
             raise ConfigError("reverse_complement_prob and max_n_fraction must be in [0, 1]")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0 (0: load in the main process)")
+        for option in ("samples_per_epoch", "val_samples"):
+            if getattr(self, option) is not None and getattr(self, option) < 1:
+                raise ConfigError(f"data.{option}={getattr(self, option)} must be >= 1 (leave it unset for the "
+                                  "default)")
 
     # lifecycle ----------------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
