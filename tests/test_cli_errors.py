@@ -34,6 +34,7 @@ def one_error_line(capfd: pytest.CaptureFixture, argv: list[str]) -> str:
     [
         (["--model.backbone.segment_lengths", "[8,16]", "--model.backbone.dilation_rates", "[1]"], "dilation_rates"),
         (["--data.fasta", "no/such/genome.fa"], "no/such/genome.fa"),
+        (["--data.fasta", str(REPO / "data")], "data: a folder, not a FASTA file"),
         (["--data.context_length", "4096"], "context_length"),
         (["--model.backbone.n_layerz", "3"], "n_layerz"),
         (["--model.backbone.attention", "sparse"], "attention"),

@@ -71,6 +71,11 @@ def test_prepare_rejects_a_missing_file(tmp_path, cache_dir):
         prepare(tmp_path / "absent.fa", cache_dir)
 
 
+def test_prepare_rejects_a_folder_given_as_the_fasta(tmp_path, cache_dir):
+    with pytest.raises(InputFileError, match="a folder, not a FASTA file"):
+        prepare(tmp_path, cache_dir)
+
+
 def test_prepare_rejects_gzip_of_empty_text(tmp_path, cache_dir):
     path = tmp_path / "nothing.fa.gz"
     path.write_bytes(gzip.compress(b""))

@@ -37,6 +37,8 @@ def compression_of(path: Path) -> Compression:
 
 def check_readable(path: Path) -> None:
     """Fail early, in one line, on a missing or empty file."""
+    if path.is_dir():
+        raise InputFileError(f"{path}: a folder, not a FASTA file; name the FASTA file in it")
     if not path.is_file():
         raise InputFileError(f"{path}: no such FASTA file")
     if path.stat().st_size == 0:

@@ -100,6 +100,8 @@ class GenomeCLI(LightningCLI):
         if "fasta" not in config.data.init_args:
             return
         fasta = Path(config.data.init_args.fasta)
+        if fasta.is_dir():
+            raise InputFileError(f"data.fasta: {fasta}: a folder, not a FASTA file; name the FASTA file in it")
         if not fasta.is_file():
             raise InputFileError(f"data.fasta: {fasta}: no such file")
 
