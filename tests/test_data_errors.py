@@ -17,6 +17,8 @@ BAD_FASTA = {
     "not_fasta": (b"hello world\nthis is text\n", r"line 1"),
     "empty": (b"", r"empty file"),
     "record_without_sequence": (b">a\nACGT\n>b\n>c\nGG\n", r"line 3: record 'b' has no sequence"),
+    "last_header_without_a_newline": (b">a\nACGT\n>b", r"line 3: record 'b' has no sequence"),
+    "header_without_a_name": (b">a\nACGT\n>\nACGT\n", r"line 3: header '>' has no record name"),
     "duplicate_record_names": (b">a\nACGT\n>a\nACGT\n", r"duplicate record name 'a'"),
     "characters_outside_iupac": (b">a\nACGT\n>b\nACGT\nAC!T\n", r"line 5: record 'b' position 7: character '!'"),
     "inconsistent_line_lengths": (b">a\nACGT\nA\nACGT\n", r"line 3"),

@@ -97,6 +97,9 @@ class FastaFile:
             return f"duplicate record name '{name}'; record names must be unique"
         if "does not contain a valid sequence" in message:
             return "no FASTA records (expected a line starting with '>'); is this a FASTA file?"
+        unnamed = re.match(r"Bad sequence name (.*) at line (\d+)\.", message)  # pyfaidx counts lines from 0 here
+        if unnamed:
+            return f"line {int(unnamed[2]) + 1}: header {unnamed[1]!r} has no record name"
         line = re.search(r"at line (\d+)", message)
         if line and message.startswith("Unexpected text"):
             return f"line {line[1]}: text before the first '>' header line; is this a FASTA file?"
@@ -138,9 +141,9 @@ class FastaFile:
 
     def line_number(self, record: Record, position: int | None = None) -> int:
         """1-based line of a record's header (position None) or of one of its bases; only for error messages."""
+        if position is None:  # the newlines before the header's own (which the last line may lack)
+            return _count_newlines(self.text_path, record.offset - 1) + 1
         newlines = _count_newlines(self.text_path, record.offset)
-        if position is None:
-            return newlines
         return newlines + 1 + position // max(record.line_bases, 1)
 
     def close(self) -> None:
