@@ -128,7 +128,8 @@ def test_overlapping_kmers_are_refused_for_language_model_training(capfd: pytest
                                   "--data.kmer_stride", "1", "--checkpoint.dirpath", str(tmp_path / "checkpoints")])
     assert "data.kmer_stride=1 < kmer_size=3 (overlapping k-mers) is not supported" in line
     assert not (tmp_path / "checkpoints").exists()
-    assert GenomeDataModule("genome.fa", tokenizer="kmer", kmer_size=3, kmer_stride=3).tokenizer.stride == 3
+    dm = GenomeDataModule("genome.fa", tokenizer="kmer", kmer_size=3, kmer_stride=3, context_length=1026)
+    assert dm.tokenizer.stride == 3
 
 
 @pytest.mark.parametrize(("config", "command"), [("configs/finetune_regions.yaml", "genomenet classify"),

@@ -24,6 +24,7 @@ BAD_FASTA = {
     "inconsistent_line_lengths": (b">a\nACGT\nA\nACGT\n", r"line 3"),
     "blank_lines_between_records": (b">a\nACGT\n\n\n>b\nACGT\n", r"line 3: record 'a': blank line in the sequence"),
     "blank_lines_after_a_short_last_line": (b">a\nACGT\nAC\n\n\n", r"line 4: record 'a': blank line in the sequence"),
+    "byte_order_mark": (b"\xef\xbb\xbf>a\nACGT\n", r"starts with a UTF-8 byte-order mark"),  # was 'text before'
 }
 
 
@@ -132,8 +133,18 @@ def test_bed_held_out_interval_outside_the_genome_fails_setup(tmp_path, cache_di
         ({"samples_per_epoch": 0}, "data.samples_per_epoch=0 must be >= 1"),
         ({"samples_per_epoch": -3}, "data.samples_per_epoch=-3 must be >= 1"),
         ({"val_samples": 0}, "data.val_samples=0 must be >= 1"),
+        ({"tokenizer": "kmer", "kmer_size": 3, "context_length": 130},   # silently dropped a base of every window
+         "data.context_length=130 is not a whole number of k-mer tokens .* the last 1 base.* use 129 or 132"),
+        ({"tokenizer": "kmer", "kmer_size": 6, "context_length": 4}, "use 6 or 12"),
     ],
 )
 def test_impossible_loader_numbers_are_config_errors_naming_the_option(kwargs, said):
     with pytest.raises(ConfigError, match=said):
         GenomeDataModule("genome.fa", **kwargs)
+
+
+def test_prepare_names_a_byte_order_mark_inside_gzip(tmp_path, cache_dir):
+    path = tmp_path / "bom.fa.gz"
+    path.write_bytes(gzip.compress(b"\xef\xbb\xbf>a\nACGT\n"))
+    with pytest.raises(InputFileError, match="bom.fa.gz: starts with a UTF-8 byte-order mark"):
+        prepare(path, cache_dir)

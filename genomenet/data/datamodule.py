@@ -111,6 +111,13 @@ class GenomeDataModule(L.LightningDataModule):
             raise ConfigError("val_fraction and test_fraction must be in [0, 1) and sum to less than 1")
         if not 0 <= self.rc_prob <= 1 or not 0 <= self.max_n_fraction <= 1:
             raise ConfigError("reverse_complement_prob and max_n_fraction must be in [0, 1]")
+        k, stride = self.tokenizer.k, self.tokenizer.stride
+        leftover = (self.context_length - k) % stride if self.context_length >= k else self.context_length
+        if leftover:   # the tokenizer would silently drop the window's last bases
+            fits = self.context_length - leftover if self.context_length >= k else k
+            raise ConfigError(f"data.context_length={self.context_length} is not a whole number of k-mer tokens "
+                              f"(kmer_size {k}, stride {stride}): the last {leftover} base(s) of every window would "
+                              f"be dropped; use {fits} or {fits + stride}")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0 (0: load in the main process)")
         for option in ("samples_per_epoch", "val_samples"):

@@ -43,6 +43,14 @@ def check_readable(path: Path) -> None:
         raise InputFileError(f"{path}: no such FASTA file")
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: empty file, expected FASTA records ('>name' then sequence lines)")
+    try:
+        with (open if compression_of(path) == "plain" else gzip.open)(path, "rb") as handle:
+            bom = handle.read(3) == b"\xef\xbb\xbf"
+    except (OSError, EOFError):
+        return   # a corrupt archive is named when it is read
+    if bom:
+        raise InputFileError(f"{path}: starts with a UTF-8 byte-order mark (a Windows editor's); save the FASTA "
+                             "without it")
 
 
 def decompress_gzip(source: Path, dest: Path, chunk_bytes: int = 4 << 20) -> None:
