@@ -24,6 +24,8 @@ BAD_FASTA = {
     "inconsistent_line_lengths": (b">a\nACGT\nA\nACGT\n", r"line 3"),
     "blank_lines_between_records": (b">a\nACGT\n\n\n>b\nACGT\n", r"line 3: record 'a': blank line in the sequence"),
     "blank_lines_after_a_short_last_line": (b">a\nACGT\nAC\n\n\n", r"line 4: record 'a': blank line in the sequence"),
+    "bzip2": (b"BZh91AY&SY" + bytes(20), r"a bzip2 file; FASTA is read as plain text, gzip or bgzip"),
+    "zstd": (b"\x28\xb5\x2f\xfd" + bytes(20), r"a zstd file"),
     "byte_order_mark": (b"\xef\xbb\xbf>a\nACGT\n", r"starts with a UTF-8 byte-order mark"),  # was 'text before'
 }
 

@@ -35,6 +35,10 @@ def compression_of(path: Path) -> Compression:
     return "bgzip" if has_extra and head[12:14] == b"BC" else "gzip"
 
 
+OTHER_COMPRESSIONS = {"bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd", "zip": b"PK\x03\x04"}
+"""Magic bytes of archives pyfaidx cannot read, named instead of its 'BGZF only' or a UTF-8 decoding error."""
+
+
 def check_readable(path: Path) -> None:
     """Fail early, in one line, on a missing or empty file."""
     if path.is_dir():
@@ -43,6 +47,12 @@ def check_readable(path: Path) -> None:
         raise InputFileError(f"{path}: no such FASTA file")
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: empty file, expected FASTA records ('>name' then sequence lines)")
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    for format_name, prefix in OTHER_COMPRESSIONS.items():
+        if magic.startswith(prefix):
+            raise InputFileError(f"{path}: a {format_name} file; FASTA is read as plain text, gzip or bgzip "
+                                 "(decompress it, or recompress it with bgzip)")
     try:
         with (open if compression_of(path) == "plain" else gzip.open)(path, "rb") as handle:
             bom = handle.read(3) == b"\xef\xbb\xbf"
