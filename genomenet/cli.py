@@ -329,6 +329,18 @@ def prepare_main(argv: list[str]) -> int:
     return 0
 
 
+def os_error_line(err: OSError) -> str:
+    """The path and what is wrong with it; a file standing where a folder must be (an output path inside it) is
+    said so (mkdir's own words are 'File exists' or 'Not a directory')."""
+    if not err.filename:
+        return " ".join(str(err).split())
+    path = Path(err.filename)
+    blocking = next((p for p in (path, *path.parents) if p.is_file()), None)
+    if isinstance(err, (FileExistsError, NotADirectoryError)) and blocking is not None:
+        return f"{blocking}: a file, where a folder is needed"
+    return f"{err.filename}: {err.strerror}"
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "prepare": prepare_main,
     "export": export_main,
@@ -362,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     except GenomenetError as err:
         return _fail(str(err), err.exit_code)
     except OSError as err:  # a path the user gave that cannot be read or written: missing, a file for a folder, ...
-        return _fail(f"{err.filename}: {err.strerror}" if err.filename else " ".join(str(err).split()))
+        return _fail(os_error_line(err))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
 

@@ -225,3 +225,14 @@ def test_segments_that_cannot_be_split_over_the_sequence_group_fail_before_train
                                   "--trainer.devices", "2"])
     assert "sequence_parallel_size=2" in line and "segment length 48" in line, line
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
+def test_a_file_where_an_output_folder_must_go_is_named_so(tmp_path: Path) -> None:
+    """`--out g.fa/x.tsv` with g.fa a file: mkdir's own words were 'g.fa: File exists'."""
+    from genomenet.cli import os_error_line
+
+    (tmp_path / "g.fa").write_text(">a\nACGT\n")
+    for folder in (tmp_path / "g.fa", tmp_path / "g.fa" / "x" / "y"):
+        with pytest.raises(OSError) as caught:
+            folder.mkdir(parents=True, exist_ok=True)
+        assert os_error_line(caught.value) == f"{tmp_path / 'g.fa'}: a file, where a folder is needed"
