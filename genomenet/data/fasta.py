@@ -40,7 +40,8 @@ OTHER_COMPRESSIONS = {"bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5
 
 
 def check_readable(path: Path) -> None:
-    """Fail early, in one line, on a missing or empty file."""
+    """Fail early, in one line, on a missing, empty or foreign file (a folder, another archive format, a byte-order
+    mark)."""
     if path.is_dir():
         raise InputFileError(f"{path}: a folder, not a FASTA file; name the FASTA file in it")
     if not path.is_file():
