@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             ("nucleotide encode from ASCII text", nuc.encode, MB),
         ]:
             if "ASCII" in name:
-                start = min(10 * MB, genome.lengths[chrom] - MB)  # 10 Mb in, or the last Mb of a shorter record
+                start = max(0, min(10 * MB, genome.lengths[chrom] - MB))  # 10 Mb in, or the last Mb of a shorter one
                 text = np.frombuffer(genome.sequence(chrom, start, start + MB).encode(), np.uint8)
                 rate = MB / best_time(lambda t=text, f=fn: f(t), 20)
             else:
