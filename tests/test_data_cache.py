@@ -134,6 +134,23 @@ def test_prepare_reads_fasta_from_a_read_only_folder(write_fasta, cache_dir):
     assert not (path.parent / "genome.fa.fai").exists()
 
 
+def test_a_read_only_cache_serves_an_entry_whose_fasta_was_only_touched(write_fasta, cache_dir, monkeypatch):
+    """A shared cache others prepared: a new mtime on the same bytes used to fail on taking the build lock."""
+    path = write_fasta(b">a\nACGT\n")
+    prepare(path, cache_dir)
+    os.utime(path, ns=(10**18, 10**18))
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(cache_dir))
+
+    monkeypatch.setattr(cache_module, "_entry_lock", read_only)
+    monkeypatch.setattr(cache_module, "_write_json", read_only)
+    assert prepare(path, cache_dir).sequence("a", 0, 4) == "ACGT"
+    path.write_bytes(b">a\nGGGG\n")   # new bytes: nothing can be rebuilt there, one line says so
+    with pytest.raises(InputFileError, match="the cache is read-only and holds no current entry"):
+        prepare(path, cache_dir)
+
+
 def test_bgzip_and_plain_gzip_give_the_same_cache(tmp_path, cache_dir):
     text = b">x\nACGTNNacgt\nAC\n"
     with BgzfWriter(str(tmp_path / "x.bgz.fa.gz"), "wb") as out:

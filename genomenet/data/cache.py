@@ -19,12 +19,15 @@ process preparing the same FASTA waits, then reuses the first one's entry. An en
 folder inside the cache, `index.json` written last, and published with one `os.replace` of the folder, so a reader
 sees it complete or absent, never half written. Replacing a stale entry takes two renames under the lock: `prepare`
 in another process that finds the entry absent in between waits on the lock and gets the new one; a
-`PreparedGenome(folder)` opened directly in that instant (its FASTA changed under it) fails with one line.
+`PreparedGenome(folder)` opened directly in that instant (its FASTA changed under it) fails with one line. A cache
+this process cannot write (shared, read-only) serves its entries without the lock while the FASTA's bytes match;
+one that would need a rebuild there is one line.
 Preparing streams each record in chunks: memory stays bounded by a chunk, not a chromosome.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -223,13 +226,27 @@ def prepare(
     genome = _open_current(entry, path, may_hash=False)
     if genome is not None:
         return genome
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    with _entry_lock(entry):
+    with contextlib.ExitStack() as locked:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            locked.enter_context(_entry_lock(entry))
+        except PermissionError:
+            return _open_read_only(entry, path)
         genome = _open_current(entry, path, may_hash=True)
         if genome is not None:
             return genome
         _remove_leftovers(entry)
         return _build_and_publish(path, entry, progress)
+
+
+def _open_read_only(entry: Path, path: Path) -> PreparedGenome:
+    """A shared cache this process cannot write: its entry serves when the FASTA's bytes are the ones it holds
+    (hashed when the mtime differs); else one line, since nothing can be built there."""
+    genome = _open_current(entry, path, may_hash=True)
+    if genome is None:
+        raise InputFileError(f"{entry.parent}: the cache is read-only and holds no current entry for {path}; prepare "
+                             "it where the cache can be written, or give another cache folder")
+    return genome
 
 
 def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
@@ -256,7 +273,8 @@ def _open_current(entry: Path, path: Path, may_hash: bool) -> PreparedGenome | N
     if stat.st_mtime_ns != source["mtime_ns"]:
         if not may_hash or file_sha256(path) != source["sha256"]:
             return None
-        _write_json(entry / "index.json", {**index, "source": {**source, "mtime_ns": stat.st_mtime_ns}})
+        with contextlib.suppress(PermissionError):   # recording the new mtime only makes the next open faster
+            _write_json(entry / "index.json", {**index, "source": {**source, "mtime_ns": stat.st_mtime_ns}})
     try:
         return PreparedGenome(entry)
     except InputFileError:  # replaced between the check and the open
