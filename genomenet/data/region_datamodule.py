@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -147,10 +147,10 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
             raise ConfigError(f"data.shift={shift}: a shift (>= 0) needs data.mode centered")
         self.spec = WindowSpec(context_length, mode, flank, min_length=kmer_size)
         self.shift_tokens = shift // kmer_size
-        self.read_spec = WindowSpec(context_length + 2 * self.shift_tokens * kmer_size, mode, flank, kmer_size)
+        self.read_spec = replace(self.spec, length=context_length + 2 * self.shift_tokens * kmer_size)
         self.context_length, self.kmer_size, self.sequence_parallel_size = context_length, kmer_size, 1
         self.task, self.split_cfg, self.max_n = task, split, max_n_fraction
-        self.split_spec = WindowSpec(max(split_context or 0, self.read_spec.length), mode, flank, kmer_size)
+        self.split_spec = replace(self.spec, length=max(split_context or 0, self.read_spec.length))
         self.batch_size, self.num_workers = batch_size, num_workers
         self.tokenizer: KmerTokenizer = make_tokenizer(kmer_size)
         self.genome: PreparedGenome | None = None
