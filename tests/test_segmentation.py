@@ -429,6 +429,28 @@ def test_a_stopped_fit_resumes_from_its_checkpoint_with_ckpt_path(tmp_path: Path
     assert resumed["global_step"] == 4 and resumed["hyper_parameters"]["init_args"]["head_levels"] == 2
 
 
+def test_a_fit_resumed_with_longer_windows_trains_on_from_the_checkpoint_and_its_schedule(tmp_path: Path) -> None:
+    """Short windows first, then long ones (tasks/segment_genes/curriculum.sh): phase 1 stops part-way down a
+    schedule of `decay_steps`, phase 2 resumes its checkpoint with a longer data.context_length and ends that same
+    schedule; the exported model records the longer window."""
+    fasta, gff, _ = planted_genome(tmp_path)
+    backbone = untrained_backbone(tmp_path / "backbone")
+    quick = ["--report.segment_baselines", "[]", "--model.head_warmup_steps", "0",
+             "--model.optimizer.decay_steps", "8", "--model.optimizer.warmup_steps", "2"]
+    assert main(fit_argv(tmp_path, fasta, gff, backbone, steps=4) + quick + ["--report.enabled", "false"]) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    schedule = warmup_cosine(OptimizerConfig(lr=0.01, warmup_steps=2, min_lr_ratio=0.1), 8)
+    phase1 = torch.load(last, weights_only=False)
+    assert phase1["global_step"] == 4
+    assert phase1["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(0.01 * schedule(4))
+    longer = ["--data.context_length", "256", "--data.batch_size", "4", "--ckpt_path", str(last)]
+    assert main(fit_argv(tmp_path, fasta, gff, backbone, steps=8) + quick + longer) == 0
+    phase2 = torch.load(last, weights_only=False)
+    assert phase2["global_step"] == 8
+    assert phase2["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(0.01 * schedule(8))   # the floor, 0.001
+    assert load_segmenter(tmp_path / "run" / "model", make_tokenizer).info.context_length == 256
+
+
 def test_testing_a_checkpoint_on_an_annotation_with_other_classes_is_one_line(tmp_path: Path,
                                                                                capfd: pytest.CaptureFixture) -> None:
     """A segmenter scored on another annotation (another species) whose feature types give other classes: one
