@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import os
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +256,19 @@ def test_track_and_browser_lines_are_skipped_but_contigs_named_like_them_are_rea
     path.write_text("browser position chr1:1-100\ntrack name=x\n# note\ntrack1\t5\t9\ta\nbrowser_2\t1\t3\tb\n")
     regions = read_bed_regions(path, {"track1": 50, "browser_2": 50})
     assert [(r.chrom, r.start, r.name) for r in regions] == [("track1", 5, "a"), ("browser_2", 1, "b")]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_bed_from_a_pipe_is_read_like_the_file(tmp_path: Path, compress: bool) -> None:
+    """`--regions <(zcat regions.bed.gz)` hands over a pipe: it is no regular file and reads only once."""
+    body = b"c1\t5\t9\ta\t0\t-\r\nc1\t20\t30\tb\n"
+    fifo = tmp_path / "regions.pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(gzip.compress(body) if compress else body), daemon=True)
+    writer.start()
+    regions = read_bed_regions(fifo, {"c1": 50})
+    writer.join()
+    assert [(r.start, r.end, r.name, r.strand) for r in regions] == [(5, 9, "a", "-"), (20, 30, "b", "+")]
 
 
 def test_a_folder_given_for_a_bed_or_an_annotation_is_named_a_folder(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,20 +70,21 @@ def read_bed_regions(path: str | os.PathLike, lengths: dict[str, int] | None = N
 
 def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None, stranded: bool) -> list[Region]:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():   # a pipe (`<(zcat regions.bed.gz)`) is no file but reads once
         raise InputFileError(f"{path}: {'a folder, not a' if path.is_dir() else 'no such'} BED file")
-    with open(path, "rb") as handle:
-        opener = gzip.open if handle.read(2) == b"\x1f\x8b" else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig") as handle:   # a byte-order mark is no part of the first name
-            regions = [
-                _parse_line(path, number, line, lengths, stranded)
-                for number, line in enumerate(handle, start=1)
-                if line.strip() and not is_header(line)
-            ]
+        with open(path, "rb") as handle:   # read once, so that a pipe works too
+            data = handle.read()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        text = data.decode("utf-8-sig")   # a byte-order mark is no part of the first name
     except (UnicodeDecodeError, EOFError, OSError) as err:
         raise InputFileError(f"{path}: not a readable BED text file ({err})") from None
-    return regions
+    return [
+        _parse_line(path, number, line, lengths, stranded)
+        for number, line in enumerate(io.StringIO(text, newline=None), start=1)   # universal newlines, as a text file
+        if line.strip() and not is_header(line)
+    ]
 
 
 def is_header(line: str) -> bool:
