@@ -271,6 +271,20 @@ def test_a_bed_from_a_pipe_is_read_like_the_file(tmp_path: Path, compress: bool)
     assert [(r.start, r.end, r.name, r.strand) for r in regions] == [(5, 9, "a", "-"), (20, 30, "b", "+")]
 
 
+def test_an_annotation_from_a_pipe_is_read_like_the_file(tmp_path: Path) -> None:
+    from genomenet.data.annotation import read_annotation
+
+    body = gzip.compress(b"##gff-version 3\nc1\tt\tgene\t11\t20\t.\t-\t.\tID=g\n")
+    fifo = tmp_path / "genes.pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(body), daemon=True)
+    writer.start()
+    labels = read_annotation(fifo, {"c1": 50})
+    writer.join()
+    gene = labels.labels("c1", 0, 50)[:, labels.classes.index("gene")]
+    assert np.flatnonzero(gene).tolist() == list(range(10, 20))
+
+
 def test_a_folder_given_for_a_bed_or_an_annotation_is_named_a_folder(tmp_path: Path) -> None:
     from genomenet.data.annotation import read_annotation
 

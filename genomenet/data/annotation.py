@@ -31,7 +31,6 @@ Masks cost 4 bytes per base of the FASTA (TAIR10 chr1, 30 Mb: 120 MB); reading t
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 from collections import Counter, defaultdict
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genomenet.data.intervals import read_bed_regions
+from genomenet.data.intervals import open_text, read_bed_regions
 from genomenet.errors import ConfigError, InputFileError
 
 CORE_CLASSES = ("gene", "exon", "CDS", "intron", "five_prime_UTR", "three_prime_UTR", "splice_donor",
@@ -277,12 +276,10 @@ def _collect(path: Path, contig_lengths: dict[str, int], extra: frozenset[str]) 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, line) of the feature lines: no blanks or comments, nothing after a GFF3 `##FASTA`."""
-    if not path.is_file():
+    if not path.exists() or path.is_dir():   # a pipe (`<(zcat genes.gff3.gz)`) is no regular file
         raise InputFileError(f"{path}: {'a folder, not an' if path.is_dir() else 'no such'} annotation file")
-    with open(path, "rb") as handle:
-        opener = gzip.open if handle.read(2) == b"\x1f\x8b" else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig") as handle:   # -sig: a byte-order mark is no part of line 1
+        with open_text(path) as handle:
             for number, line in enumerate(handle, start=1):
                 if line.startswith("##FASTA"):
                     return

@@ -5,8 +5,11 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from genomenet.errors import InputFileError
 
@@ -70,21 +73,26 @@ def read_bed_regions(path: str | os.PathLike, lengths: dict[str, int] | None = N
 
 def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None, stranded: bool) -> list[Region]:
     path = Path(path)
-    if not path.exists() or path.is_dir():   # a pipe (`<(zcat regions.bed.gz)`) is no file but reads once
+    if not path.exists() or path.is_dir():   # a pipe (`<(zcat regions.bed.gz)`) is no regular file
         raise InputFileError(f"{path}: {'a folder, not a' if path.is_dir() else 'no such'} BED file")
     try:
-        with open(path, "rb") as handle:   # read once, so that a pipe works too
-            data = handle.read()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        text = data.decode("utf-8-sig")   # a byte-order mark is no part of the first name
+        with open_text(path) as handle:
+            return [
+                _parse_line(path, number, line, lengths, stranded)
+                for number, line in enumerate(handle, start=1)
+                if line.strip() and not is_header(line)
+            ]
     except (UnicodeDecodeError, EOFError, OSError) as err:
         raise InputFileError(f"{path}: not a readable BED text file ({err})") from None
-    return [
-        _parse_line(path, number, line, lengths, stranded)
-        for number, line in enumerate(io.StringIO(text, newline=None), start=1)   # universal newlines, as a text file
-        if line.strip() and not is_header(line)
-    ]
+
+
+@contextmanager
+def open_text(path: Path) -> Iterator[TextIO]:
+    """A plain or gzip text file, opened once so that a pipe works too: gzip told by its first two bytes, universal
+    newlines, a byte-order mark dropped (no part of the first name)."""
+    with open(path, "rb") as raw:
+        binary = gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
+        yield io.TextIOWrapper(binary, encoding="utf-8-sig", newline=None)
 
 
 def is_header(line: str) -> bool:

@@ -166,7 +166,7 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         """Read and check the BED, split it, tokenize every window (once)."""
         if self.splits:
             return
-        if not Path(self.regions_path).is_file():
+        if not Path(self.regions_path).exists() or Path(self.regions_path).is_dir():   # a pipe reads too
             what = "a folder, not a" if Path(self.regions_path).is_dir() else "no such"
             raise InputFileError(f"data.regions: {self.regions_path}: {what} BED file")
         self.genome = prepare(self.fasta, self.cache_dir)
