@@ -199,6 +199,27 @@ def test_rerun_with_other_options_is_refused_not_mixed_in(tmp_path, cache_dir, c
     assert (tmp_path / "e.h5").read_bytes() == before
 
 
+def test_regions_from_a_pipe_give_the_file_of_the_bed_they_came_from(tmp_path, cache_dir) -> None:
+    """`--regions <(zcat r.bed.gz)` hands over /dev/fd/N, a pipe that reads once: the job is identified by the records
+    read (regions_sha256), not by a second read of the path, so output and checksum are those of the plain BED."""
+    import gzip
+
+    model_dir = tiny_model(tmp_path / "model", "causal", 1, window=128)
+    bed = write_bed(tmp_path / "r.bed", [(CHR20_NAME, 500, 4000, "a", 0, "-"), (CHR20_NAME, 9000, 9500, "b")])
+    read_end, write_end = os.pipe()
+    os.write(write_end, gzip.compress(bed.read_bytes()))   # fits the pipe's buffer: no writer thread needed
+    os.close(write_end)
+    args = dict(cache_dir=cache_dir, progress=False)
+    try:
+        piped = embed(model_dir, CHR20, tmp_path / "piped.h5", f"/dev/fd/{read_end}", **args)
+    finally:
+        os.close(read_end)
+    plain = embed(model_dir, CHR20, tmp_path / "plain.h5", bed, **args)
+    with h5py.File(piped, "r") as a, h5py.File(plain, "r") as b:
+        assert a.attrs["regions_sha256"] == b.attrs["regions_sha256"]
+        np.testing.assert_array_equal(a["embeddings"][:], b["embeddings"][:])
+
+
 @pytest.mark.slow
 def test_sigkill_midway_then_rerun_gives_the_uninterrupted_file(tmp_path, cache_dir) -> None:
     model_dir = tiny_model(tmp_path / "model", "causal", 1, window=128)

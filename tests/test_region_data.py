@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import random
+import re
 import threading
 from pathlib import Path
 
@@ -283,6 +284,18 @@ def test_an_annotation_from_a_pipe_is_read_like_the_file(tmp_path: Path) -> None
     writer.join()
     gene = labels.labels("c1", 0, 50)[:, labels.classes.index("gene")]
     assert np.flatnonzero(gene).tolist() == list(range(10, 20))
+
+
+@pytest.mark.parametrize("kind", ["BED", "GFF3/GTF"])
+def test_corrupt_gzip_data_is_one_line_naming_the_file(tmp_path: Path, kind: str) -> None:
+    from genomenet.data.annotation import read_annotation
+
+    body = b"c1\t5\t9\ta\n" if kind == "BED" else b"c1\tt\tgene\t11\t20\t.\t-\t.\tID=g\n"
+    packed = gzip.compress(body * 20, mtime=0)
+    path = tmp_path / "corrupt.gz"
+    path.write_bytes(packed[:10] + b"\xff" * 8 + packed[18:])   # the deflate stream broken, not cut short
+    with pytest.raises(InputFileError, match=f"corrupt.gz: not a readable {re.escape(kind)} text file"):
+        read_bed_regions(path) if kind == "BED" else read_annotation(path, {"c1": 50})
 
 
 def test_a_folder_given_for_a_bed_or_an_annotation_is_named_a_folder(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -285,7 +286,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                     return
                 if line.strip() and not line.startswith("#"):
                     yield number, line
-    except (UnicodeDecodeError, EOFError, OSError) as err:
+    except (UnicodeDecodeError, EOFError, OSError, zlib.error) as err:   # zlib.error: corrupt gzip data
         raise InputFileError(f"{path}: not a readable GFF3/GTF text file ({err})") from None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ def _read_records(path: str | os.PathLike, lengths: dict[str, int] | None, stran
                 for number, line in enumerate(handle, start=1)
                 if line.strip() and not is_header(line)
             ]
-    except (UnicodeDecodeError, EOFError, OSError) as err:
+    except (UnicodeDecodeError, EOFError, OSError, zlib.error) as err:   # zlib.error: corrupt gzip data
         raise InputFileError(f"{path}: not a readable BED text file ({err})") from None
 
 

@@ -51,7 +51,7 @@ from genomenet.downstream.gene_decoding import (
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.inference.chunks import chunk_outputs, plan_chunks, resolve_tiling
 from genomenet.inference.parts import PartStore, join_workers, run_chunks
-from genomenet.inference.regions import file_sha256, target_regions
+from genomenet.inference.regions import file_sha256, regions_sha256, target_regions
 from genomenet.inference.runner import BaseOutputs, InferenceModel, autocast_dtype, pick_device, weights_sha256
 from genomenet.inference.tracks import DECIMALS, merged_regions, track_writer
 from genomenet.model.segmenter import load_segmenter
@@ -221,9 +221,10 @@ def annotate(
     gff3, tracks = output_paths(out, classes, options)
     tiling = resolve_tiling(runner, options.window, options.context, 0)
     genome = prepare(fasta, cache_dir, progress=progress)
-    targets = merged_regions(target_regions(genome, regions, runner.k), genome.names)
+    records = target_regions(genome, regions, runner.k)
+    targets = merged_regions(records, genome.names)
     manifest = {"command": "annotate", "model_sha256": weights_sha256(runner.model), "fasta_sha256": file_sha256(fasta),
-                "regions_sha256": file_sha256(regions) if regions else None, "classes": classes,
+                "regions_sha256": regions_sha256(records) if regions else None, "classes": classes,
                 "precision": str(runner.dtype), "chunk_bases": CHUNK_BASES,
                 "options": {"window": tiling.window, "context": tiling.context}}
     chunks = plan_chunks(genome, targets, tiling, max(tiling.window, CHUNK_BASES))

@@ -23,7 +23,7 @@ from genomenet.errors import ConfigError, InputFileError
 from genomenet.inference import store
 from genomenet.inference.chunks import Piece, Tiling, chunk_outputs, plan_chunks, resolve_tiling
 from genomenet.inference.parts import PartStore, join_workers, run_chunks
-from genomenet.inference.regions import file_sha256, target_regions
+from genomenet.inference.regions import file_sha256, regions_sha256, target_regions
 from genomenet.inference.runner import InferenceModel, hidden_outputs, weights_sha256
 
 CHUNK_BYTES = 64 << 20
@@ -112,7 +112,7 @@ def pool_piece(values: np.ndarray, real: np.ndarray, piece: Piece, region: Regio
     return {"rows": rows + row0, "pooled": pooled, "counts": counts}
 
 
-def job_manifest(model_path, runner, fasta, regions_path, options: EmbedOptions) -> dict:
+def job_manifest(model_path, runner, fasta, regions_path, targets: list[Region], options: EmbedOptions) -> dict:
     """What identifies a job: a rerun into the same output must match it exactly."""
     return {
         "command": "embed",
@@ -121,7 +121,7 @@ def job_manifest(model_path, runner, fasta, regions_path, options: EmbedOptions)
         "fasta_name": Path(fasta).name,
         "fasta_sha256": file_sha256(fasta),
         "regions_name": Path(regions_path).name if regions_path else None,
-        "regions_sha256": file_sha256(regions_path) if regions_path else None,
+        "regions_sha256": regions_sha256(targets) if regions_path else None,
         "options": asdict(options),
     }
 
@@ -152,7 +152,7 @@ def embed(
     options = resolve_options(options, runner)
     genome = prepare(fasta, cache_dir, progress=progress)
     targets = target_regions(genome, regions, runner.k)
-    manifest = job_manifest(model, runner, fasta, regions, options)
+    manifest = job_manifest(model, runner, fasta, regions, targets, options)
     if store.is_finished(out, manifest):
         print(f"{out}: already complete", file=sys.stderr)
         return out

@@ -25,6 +25,15 @@ def target_regions(genome: PreparedGenome, bed: str | Path | None, k: int = 1) -
     return regions
 
 
+def regions_sha256(regions: list[Region]) -> str:
+    """SHA-256 of the regions' records (chrom, start, end, name, strand), whatever file they came from (plain, gzip
+    or a pipe, which cannot be read twice): what a resumed job must match."""
+    digest = hashlib.sha256()
+    for r in regions:
+        digest.update(f"{r.chrom}\t{r.start}\t{r.end}\t{r.name}\t{r.strand}\n".encode())
+    return digest.hexdigest()
+
+
 def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
     """SHA-256 of a file's bytes, read in blocks."""
     digest = hashlib.sha256()

@@ -28,7 +28,7 @@ from genomenet.data.intervals import Region
 from genomenet.errors import ConfigError, InputFileError
 from genomenet.inference.chunks import chunk_outputs, plan_chunks, resolve_tiling
 from genomenet.inference.parts import PartStore, join_workers, run_chunks
-from genomenet.inference.regions import file_sha256, target_regions
+from genomenet.inference.regions import file_sha256, regions_sha256, target_regions
 from genomenet.inference.runner import BaseOutputs, InferenceModel, weights_sha256
 
 CHUNK_BASES = 1 << 20
@@ -148,9 +148,10 @@ def track(
         raise ConfigError(f"--strand {options.strand!r}: choose +, - or both")
     tiling = resolve_tiling(runner, options.window, options.context, options.flank)
     genome = prepare(fasta, cache_dir, progress=progress)
-    targets = merged_regions(target_regions(genome, regions, runner.k), genome.names)
+    records = target_regions(genome, regions, runner.k)
+    targets = merged_regions(records, genome.names)
     manifest = {"command": "track", "model_sha256": weights_sha256(runner.model), "fasta_sha256": file_sha256(fasta),
-                "regions_sha256": file_sha256(regions) if regions else None,
+                "regions_sha256": regions_sha256(records) if regions else None,
                 "options": asdict(options) | {"window": tiling.window, "context": tiling.context}}
     chunks = plan_chunks(genome, targets, tiling, max(tiling.window, CHUNK_BASES))
     parts = PartStore(out, manifest)
