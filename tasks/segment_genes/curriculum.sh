@@ -38,6 +38,7 @@ fi
 pids=()
 for L in ${LENGTHS:-1024 16384}; do
   R=runs/tasks/segment_genes/$RUN-then$L
+  rm -f $R/held_out_report.json   # a failed arm must not leave an earlier run's report to be copied
   # another data.seed: phase 2 draws fresh windows (the resumed sampler would replay phase 1's), at every length
   fit $L $((STEPS1 + STEPS2)) $R --ckpt_path $P1/checkpoints/last.ckpt --data.seed 100 \
     "$@" > $R.log 2>&1 &
