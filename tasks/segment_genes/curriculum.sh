@@ -22,12 +22,13 @@ P1=runs/tasks/segment_genes/$RUN-phase1
 python tasks/segment_genes/make_split.py $G runs/tasks/segment_genes/split --block-size 1000000
 fit() {   # fit LENGTH STEPS DIR [flags]
   local L=$1 S=$2 R=$3; shift 3
+  local VW=$(( VAL_BASES / L )); [ $VW -gt 0 ] || VW=1
   genomenet fit --config configs/segment_genes.yaml --data.fasta $G --data.annotation $A --model.init_weights $B \
     --data.split.block_size 1000000 --data.context_length $L --data.batch_size $((BASES / L)) \
     --model.backbone.segment_lengths "$SEGMENTS" --model.backbone.dilation_rates "$DILATIONS" \
     --trainer.accelerator "${ACCELERATOR:-auto}" --trainer.max_steps $S --trainer.val_check_interval 50 \
     --model.optimizer.decay_steps $((STEPS1 + STEPS2)) --trainer.max_time 00:03:00:00 \
-    --model.head_warmup_steps 20 --data.val_windows $((VAL_BASES / L)) --data.test_windows null \
+    --model.head_warmup_steps 20 --data.val_windows $VW --data.test_windows null \
     --report.segment_max_bases 2000000 --report.segment_baselines "[]" --checkpoint.dirpath $R/checkpoints \
     --report.export_dir $R/model "$@"
 }
