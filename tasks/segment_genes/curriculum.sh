@@ -3,7 +3,8 @@
 # the last phase's input length differs. Phase 1 fine-tunes the backbone at 1K (STEPS1 steps, one schedule of
 # STEPS1 + STEPS2 steps: `model.optimizer.decay_steps`); phase 2 resumes that run (`--ckpt_path`: weights, optimizer,
 # schedule) for STEPS2 more steps at each of LENGTHS, BASES bases a step, and reports on the same test bases.
-# SegmentNT's longer models were made the same way (the 30 kb one fine-tuned from the 10 kb one).
+# SegmentNT's 30 kb model was trained the same way: on 3 kb, 10 kb, 20 kb and finally 30 kb sequences (its model card,
+# huggingface.co/InstaDeepAI/segment_nt).
 # Usage: bash tasks/segment_genes/curriculum.sh [genomenet fit flags]   (BACKBONE, SEGMENTS, DILATIONS, RUN as in
 # run.sh; PHASE=1 or PHASE=2 runs one phase; the phase-2 runs go side by side, each logging to its folder's .log)
 set -euo pipefail
