@@ -81,8 +81,8 @@ def test_regions_are_scored_a_chunk_at_a_time_with_the_same_rows(tmp_path: Path,
     assert main([*args, "--out", str(tmp_path / "whole.tsv")]) == 0
     monkeypatch.setattr(regions, "CLASSIFY_CHUNK_TOKENS", 3 * 64)   # 3 windows a chunk: 8 chunks, the last short
     built = []
-    original = regions.region_tokens
-    monkeypatch.setattr(regions, "region_tokens", lambda *a: built.append(1) or original(*a))
+    original = regions.region_frames
+    monkeypatch.setattr(regions, "region_frames", lambda *a: built.append(1) or original(*a))
     chunks = []
     original_outputs = regions.window_outputs
     monkeypatch.setattr(regions, "window_outputs", lambda net, tokens, *a: chunks.append(len(tokens))

@@ -18,7 +18,7 @@ from genomenet.data.intervals import Interval, Region, read_bed_regions
 from genomenet.data.labels import infer_labels
 from genomenet.data.region_datamodule import RegionDataModule, interleaved_order
 from genomenet.data.region_windows import WindowSpec, region_tokens
-from genomenet.data.splits import SplitConfig, blocks_by_chromosome, split_blocks, split_of, write_split_beds
+from genomenet.data.splits import SPLITS, SplitConfig, blocks_by_chromosome, split_blocks, split_of, write_split_beds
 from genomenet.data.tokenizers import make_tokenizer
 from genomenet.errors import ConfigError, GenomenetError, InputFileError
 
@@ -318,3 +318,47 @@ def test_regions_shorter_than_one_kmer_give_every_window_a_token(tmp_path: Path)
     for split in dm.splits.values():
         assert (split.spans[:, 1] - split.spans[:, 0] == 1).all() and (split.spans[:, 0] == 0).all()
         assert (split.tokens[:, 0] != dm.tokenizer.pad_id).all()
+
+
+def test_every_frame_is_the_window_moved_one_base_and_training_draws_one_of_them(tmp_path: Path, dmel) -> None:
+    lines = [f"{CHROM}\t{s}\t{s + 1}\t{'ab'[s // 1000 % 2]}\t0\t{'+-'[s // 2000 % 2]}"
+             for s in range(500, 199_000, 997)]
+    dm = data_module(tmp_path, lines, context_length=120, kmer_size=3, frames="all",
+                     split=SplitConfig(block_size=20_000, test_fraction=0.3, val_fraction=0.1))
+    dm.setup()
+    tokenizer = make_tokenizer(3)
+    region, rows = dm.splits["test"].regions[0], dm.window_tokens("test")[0]
+    assert rows.shape == (3, 40)
+    for offset in range(3):   # moved along the forward strand, then read 5'->3' on the region's strand
+        window = WindowSpec(120).interval(Region(region.chrom, region.start + offset, region.end + offset))
+        text = dmel.sequence(CHROM, window.start, window.end)
+        text = str(Seq(text).reverse_complement()) if region.strand == "-" else text
+        assert np.array_equal(rows[offset], tokenizer.encode(text))
+    assert dm.dataloader("val").dataset[0]["input_ids"].shape == (3, 40)   # evaluation reads every frame
+    train_rows = dm.window_tokens("train")[0]
+    drawn = set()
+    for _ in range(30):
+        ids = dm.dataloader("train", shuffle=True).dataset[0]["input_ids"].numpy()
+        drawn.add(next(f for f in range(3) if np.array_equal(ids, train_rows[f])))
+    assert drawn == {0, 1, 2}
+
+
+def test_a_window_whose_later_frames_reach_into_another_split_is_dropped(tmp_path: Path) -> None:
+    blocks = tmp_path / "blocks.bed"
+    blocks.write_text(f"{CHROM}\t0\t100000\ttrain\n{CHROM}\t100000\t150000\ttest\n{CHROM}\t150000\t200000\tval\n")
+    # the 120-base window about 99,940 ends at the train/test boundary: frame 3 reads 3 bases of test
+    lines = [f"{CHROM}\t{s}\t{s + 1}\t{'ab'[i % 2]}" for i, s in enumerate(range(1000, 199_000, 5003))]
+    lines.append(f"{CHROM}\t99940\t99941\ta")
+    split = SplitConfig(by="bed", blocks=str(blocks))
+    one = data_module(tmp_path, lines, context_length=120, kmer_size=4, split=split)
+    every = data_module(tmp_path, lines, context_length=120, kmer_size=4, split=split, frames="all")
+    one.setup()
+    every.setup()
+    assert any(r.start == 99940 for r in one.splits["train"].regions)
+    assert not any(r.start == 99940 for s in SPLITS for r in every.splits[s].regions)
+    assert every.dropped["not in one split"] == one.dropped["not in one split"] + 1
+
+
+def test_frames_other_than_one_or_all_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="data.frames='three' must be one or all"):
+        data_module(tmp_path, [f"{CHROM}\t10\t20\ta"], frames="three")

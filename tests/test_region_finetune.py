@@ -19,6 +19,7 @@ from inference_models import tiny_model
 
 from genomenet.cli import main
 from genomenet.data.tokenizers import make_tokenizer
+from genomenet.downstream import regions
 from genomenet.errors import ConfigError
 from genomenet.model.classifier import CHECKPOINT_KEY, ClassifierInfo, export_classifier, load_classifier
 from genomenet.model.heads import RegionClassifierNet
@@ -175,6 +176,48 @@ def test_an_exported_classifier_gives_the_same_probabilities_as_before_export(tm
         with torch.no_grad():
             assert torch.equal(net(ids, spans), loaded(ids, spans))
         assert loaded.info == info
+
+
+def test_a_window_read_in_every_frame_scores_the_mean_of_its_frames_and_round_trips(tmp_path: Path) -> None:
+    tokenizer = make_tokenizer(2)
+    cfg = LongNetConfig(vocab_size=tokenizer.vocab_size, n_layers=2, d_model=32, n_heads=2, segment_lengths=[16, 32],
+                        dilation_rates=[1, 2])
+    net = RegionClassifierNet(LongNet(cfg, causal=True), 3, "mean", tokenizer.pad_id).eval()
+    with torch.no_grad():
+        net.feature_mean.normal_()
+        net.feature_scale.uniform_(0.5, 2.0)
+        ids = torch.randint(0, 16, (4, 2, 32))
+        per_frame = torch.stack([net(ids[:, f]) for f in range(2)], 1)
+        torch.testing.assert_close(net(ids), per_frame.mean(1))
+        info = ClassifierInfo(cfg, True, 2, "mean", {"kind": "multiclass", "classes": ["a", "b", "c"]},
+                              {"length": 64, "mode": "centered", "flank": 0, "frames": "all"})
+        loaded = load_classifier(export_classifier(net, info, tmp_path / "model"), make_tokenizer)
+        assert torch.equal(loaded(ids), net(ids)) and loaded.info.window["frames"] == "all"
+
+
+def test_fit_reading_every_kmer_frame_exports_it_and_classify_reads_every_frame_as_the_report_did(
+        run: dict, capsys, monkeypatch) -> None:
+    out_dir = run["folder"] / "frames"
+    backbone = tiny_model(run["folder"] / "backbone_k2", k=2, seed=0)
+    argv = [*run["argv"], "--model.init_weights", str(backbone), "--data.kmer_size", "2", "--data.frames", "all",
+            "--trainer.max_epochs", "2", "--checkpoint.dirpath", str(out_dir / "checkpoints"),
+            "--report.export_dir", str(out_dir / "model")]
+    assert main(argv) == 0
+    assert re.search(r"held-out accuracy: \d\.\d{3} ", capsys.readouterr().out)
+    assert json.loads((out_dir / "model" / "config.json").read_text())["window"]["frames"] == "all"
+    rows = [r for r in csv.DictReader(open(out_dir / "split.tsv"), delimiter="\t") if r["split"] == "test"]
+    bed = out_dir / "test.bed"
+    bed.write_text("".join(f"{r['chrom']}\t{r['start']}\t{r['end']}\t{r['label']}\t0\t{r['strand']}\n" for r in rows))
+    predicted, shapes = out_dir / "predicted.tsv", []
+    original = regions.window_outputs
+    monkeypatch.setattr(regions, "window_outputs", lambda net, tokens, *a: shapes.append(tokens.shape[1:])
+                        or original(net, tokens, *a))
+    assert main(["classify", "--model", str(out_dir / "model"), "--fasta", str(run["fasta"]), "--regions", str(bed),
+                 "--out", str(predicted), "--cache-dir", str(run["folder"] / "cache"), "--quiet"]) == 0
+    assert shapes and all(shape == (2, WINDOW // 2) for shape in shapes)   # both frames of every window
+    scored = [line.split("\t") for line in predicted.read_text().splitlines()[1:]]
+    report = json.loads((out_dir / "held_out_report.json").read_text())["test"]["fine-tuned LongNet"]
+    assert np.mean([row[5] == row[3] for row in scored]) == pytest.approx(report["accuracy"], abs=1e-9)
 
 
 def test_backbone_dropout_overrides_the_pre_trained_models_and_keeps_its_weights(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`RegionDataModule`: a FASTA and a labelled BED, split without leaks, served as (token window, target) batches.
 
-A batch is a dict: `input_ids` LongTensor (b, n) (pad_id after a short region), `target` FloatTensor (b, 1) or
+A batch is a dict: `input_ids` LongTensor (b, n) (pad_id after a short region; (b, k, n) outside training when
+every k-mer frame is read, `frames: all`), `target` FloatTensor (b, 1) or
 (b, classes), `region` LongTensor (b, 2) (the [first, end) tokens that hold the region's bases, for pooling over the
 region), `index` LongTensor (b) (row of the split's table). Every window is tokenized once, at setup: a labelled
 BED is thousands of regions, not a genome.
@@ -22,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from genomenet.data.cache import PreparedGenome, prepare
 from genomenet.data.intervals import Interval, Region, read_bed_regions
 from genomenet.data.labels import LabelSet, TaskKind, infer_labels, label_names
-from genomenet.data.region_windows import WindowMode, WindowSpec, n_fraction, region_span, region_tokens
+from genomenet.data.region_windows import Frames, WindowMode, WindowSpec, n_fraction, region_frames, region_span
 from genomenet.data.splits import (
     SPLITS,
     Block,
@@ -43,14 +44,16 @@ class LabelledWindows:
 
     regions: list[Region]
     windows: list[Interval]
-    tokens: np.ndarray   # (regions, tokens) int64
+    tokens: np.ndarray   # (regions, tokens) or, every frame read, (regions, k, tokens) int64
     targets: np.ndarray  # (regions, 1 | classes) float32
     spans: np.ndarray    # (regions, 2) int64: [first, end) tokens of the region in its row of `tokens`
 
 
 class WindowDataset(Dataset):
     """Windows of one split; with `shift_tokens` > 0 the stored rows are that many tokens wider on each side and
-    each draw crops a window at a random offset (training augmentation), otherwise the centred one."""
+    each draw crops a window at a random offset (training augmentation), otherwise the centred one. Windows stored
+    in every k-mer frame give one frame at random when drawn at random (training: the cost of one frame), all of
+    them otherwise (the model averages over them)."""
 
     def __init__(self, data: LabelledWindows, shift_tokens: int = 0, random: bool = False,
                  order: np.ndarray | None = None) -> None:
@@ -62,10 +65,12 @@ class WindowDataset(Dataset):
     def __getitem__(self, j: int) -> dict:
         i = int(self.order[j]) if self.order is not None else j
         row, span = self.data.tokens[i], self.data.spans[i]
+        if row.ndim == 2 and self.random:
+            row = row[np.random.randint(len(row))]
         if self.shift:
             offset = int(np.random.randint(0, 2 * self.shift + 1)) if self.random else self.shift
-            row = row[offset:len(row) - 2 * self.shift + offset]
-            span = crop_span(span, offset, len(row))
+            row = row[..., offset:row.shape[-1] - 2 * self.shift + offset]
+            span = crop_span(span, offset, row.shape[-1])
         return {"input_ids": torch.from_numpy(np.ascontiguousarray(row)),
                 "target": torch.from_numpy(self.data.targets[i]), "region": torch.from_numpy(span), "index": i}
 
@@ -107,6 +112,7 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         split: SplitConfig = SplitConfig(),  # noqa: B008 - read-only default
         max_n_fraction: float = 0.1,
         shift: int = 0,
+        frames: Frames = "one",
         split_context: int | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
@@ -128,6 +134,10 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
             max_n_fraction: drop windows with a larger share of N (or bases past a chromosome's end).
             shift: training augmentation (centered mode): each time a training window is drawn it moves by a random
                 whole number of tokens within +-shift bases; validation and test windows stay centred.
+            frames: one (each window tokenized as placed) or all (k-mer tokens: also the window moved 1 .. k-1
+                bases, so every reading frame is read; the model averages its pooled vectors over them, a single
+                indel no longer re-spelling a window's tokens). Training draws one frame at random per window;
+                validation, test, the linear probe and `genomenet classify` read all k (k times the compute).
             split_context: bases about each region that decide its split (default: the window it reads); set it to
                 the longest window of a comparison across window lengths, so every length trains and tests on the
                 same regions.
@@ -145,12 +155,15 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         self.fasta, self.regions_path, self.cache_dir = fasta, regions, cache_dir
         if shift and mode != "centered" or shift < 0:
             raise ConfigError(f"data.shift={shift}: a shift (>= 0) needs data.mode centered")
-        self.spec = WindowSpec(context_length, mode, flank, min_length=kmer_size)
+        if frames not in ("one", "all"):
+            raise ConfigError(f"data.frames={frames!r} must be one or all")
+        self.spec = WindowSpec(context_length, mode, flank, min_length=kmer_size, frames=frames)
+        extra = self.spec.num_frames(kmer_size) - 1  # a frame moves the window this many bases at most
         self.shift_tokens = shift // kmer_size
         self.read_spec = replace(self.spec, length=context_length + 2 * self.shift_tokens * kmer_size)
         self.context_length, self.kmer_size, self.sequence_parallel_size = context_length, kmer_size, 1
         self.task, self.split_cfg, self.max_n = task, split, max_n_fraction
-        self.split_spec = replace(self.spec, length=max(split_context or 0, self.read_spec.length))
+        self.split_spec = replace(self.spec, length=max(split_context or 0, self.read_spec.length + 2 * extra))
         self.batch_size, self.num_workers = batch_size, num_workers
         self.tokenizer: KmerTokenizer = make_tokenizer(kmer_size)
         self.genome: PreparedGenome | None = None
@@ -196,9 +209,10 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
     def _windows(self, regions: list[Region]) -> LabelledWindows:
         """Token rows of the read windows (the model's window plus the shift on each side)."""
         n_tokens = self.tokenizer.num_tokens(self.read_spec.length)
-        tokens = np.stack([region_tokens(self.genome, r, self.read_spec, self.tokenizer) for r in regions]) \
+        frames = self.spec.num_frames(self.kmer_size)
+        tokens = np.stack([region_frames(self.genome, r, self.read_spec, self.tokenizer) for r in regions]) \
             if regions \
-            else np.zeros((0, n_tokens), dtype=np.int64)
+            else np.zeros((0, frames, n_tokens) if frames > 1 else (0, n_tokens), dtype=np.int64)
         targets = np.stack([self.labels.target(r.name) for r in regions]) if regions \
             else np.zeros((0, self.labels.num_outputs if self.labels.kind != "multiclass" else 1), np.float32)
         spans = np.array([region_span(r, self.read_spec, self.tokenizer) for r in regions], dtype=np.int64)
@@ -220,9 +234,10 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
                                   "(block_size, fractions, seed or chromosomes)")
 
     def window_tokens(self, split: str) -> np.ndarray:
-        """The centred model windows of a split (regions, tokens), what evaluation and the baselines read."""
+        """The centred model windows of a split (regions, tokens), or (regions, k, tokens) with every frame: what
+        evaluation and the linear probe read."""
         tokens = self.splits[split].tokens
-        return tokens[:, self.shift_tokens:tokens.shape[1] - self.shift_tokens] if self.shift_tokens else tokens
+        return tokens[..., self.shift_tokens:tokens.shape[-1] - self.shift_tokens] if self.shift_tokens else tokens
 
     def window_spans(self, split: str) -> np.ndarray:
         """The regions' token spans (regions, 2) in the centred model windows of `window_tokens`."""

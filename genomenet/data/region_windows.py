@@ -6,6 +6,10 @@
 `min_length` (k) bases when shorter than one k-mer. Bases past a chromosome's end read
 as N. A minus-strand region is read as the reverse complement (5'->3' on its strand), so the classifier sees what the
 transcript sees.
+
+Frames: non-overlapping k-mer tokens read a window in one of k frames, and a single inserted base re-spells every
+token after it; two copies of a locus one indel apart look unrelated to the model. With `frames="all"` each window is
+also read shifted by 1 .. k-1 bases (k rows of tokens), and the classifier averages its pooled vectors over them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from genomenet.data.intervals import Interval, Region
 from genomenet.data.tokenizers import N_CODE, KmerTokenizer, reverse_complement_packed
 
 WindowMode = Literal["centered", "region"]
+Frames = Literal["one", "all"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,12 @@ class WindowSpec:
     min_length: int = 1
     """Fewest bases a region-mode window reads: the tokenizer's k, so a region (with its flanks) shorter than one
     k-mer still gives a token, widened about its centre."""
+    frames: Frames = "one"
+    """one (the window as placed) or all (also shifted by 1 .. k-1 bases: every k-mer reading frame)."""
+
+    def num_frames(self, kmer_size: int) -> int:
+        """Rows of tokens per window: k when every frame is read, else 1."""
+        return kmer_size if self.frames == "all" else 1
 
     def interval(self, region: Region) -> Interval:
         """The forward-strand bases the window reads (may reach past the chromosome's ends)."""
@@ -61,13 +72,25 @@ def window_bases(genome: PreparedGenome, window: Interval, strand: str) -> np.nd
     return reverse_complement_packed(packed) if strand == "-" else packed
 
 
-def region_tokens(genome: PreparedGenome, region: Region, spec: WindowSpec, tokenizer: KmerTokenizer) -> np.ndarray:
-    """Token ids of a region's window, right-padded with pad_id to the tokens of `spec.length` bases."""
+def region_tokens(genome: PreparedGenome, region: Region, spec: WindowSpec, tokenizer: KmerTokenizer,
+                  offset: int = 0) -> np.ndarray:
+    """Token ids of a region's window (moved `offset` bases along the forward strand), right-padded with pad_id to
+    the tokens of `spec.length` bases."""
     window = spec.interval(region)
+    window = Interval(window.chrom, window.start + offset, window.end + offset)
     ids = tokenizer.encode_packed(window_bases(genome, window, region.reading_strand)).astype(np.int64)
     out = np.full(tokenizer.num_tokens(spec.length), tokenizer.pad_id, dtype=np.int64)
     out[:len(ids)] = ids
     return out
+
+
+def region_frames(genome: PreparedGenome, region: Region, spec: WindowSpec, tokenizer: KmerTokenizer) -> np.ndarray:
+    """Token ids of a region's window: (tokens,) when one frame is read, (k, tokens) when all are (row f: the window
+    moved f bases along the forward strand)."""
+    frames = spec.num_frames(tokenizer.k)
+    if frames == 1:
+        return region_tokens(genome, region, spec, tokenizer)
+    return np.stack([region_tokens(genome, region, spec, tokenizer, offset) for offset in range(frames)])
 
 
 def region_span(region: Region, spec: WindowSpec, tokenizer: KmerTokenizer) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from genomenet.baselines.kmer import C_GRID, FittedBaseline, choose_and_fit, kmer_spectrum, predict_probs
 from genomenet.data.cache import prepare
 from genomenet.data.intervals import read_bed_regions
-from genomenet.data.region_windows import WindowSpec, region_span, region_tokens, window_bases
+from genomenet.data.region_windows import WindowSpec, region_frames, region_span, window_bases
 from genomenet.data.tokenizers import CODE_MASK, make_tokenizer
 from genomenet.errors import InputFileError
 from genomenet.evaluation.classification import (
@@ -310,13 +310,15 @@ def scored_in_chunks(net: RegionClassifierNet, genome, records: list, spec: Wind
                      unknown: list[int], quiet: bool = False) -> Iterator[tuple]:
     """(region, class probabilities) in BED order, its windows built `CLASSIFY_CHUNK_TOKENS` at a time; the indices
     of mostly-N windows are appended to `unknown`."""
-    per_chunk = max(batch_size, CLASSIFY_CHUNK_TOKENS // tokenizer.num_tokens(spec.length))
+    per_chunk = max(batch_size, CLASSIFY_CHUNK_TOKENS // (tokenizer.num_tokens(spec.length)
+                                                          * spec.num_frames(tokenizer.k)))
     with tqdm(total=len(records), desc=f"classifying {len(records)} regions", disable=quiet, unit="region") as bar:
         for first in range(0, len(records), per_chunk):
             chunk = records[first:first + per_chunk]
-            tokens = np.stack([region_tokens(genome, r, spec, tokenizer) for r in chunk])
+            tokens = np.stack([region_frames(genome, r, spec, tokenizer) for r in chunk])  # (n, [frames,] tokens)
             spans = np.array([region_span(r, spec, tokenizer) for r in chunk], dtype=np.int64)
-            unknown.extend(first + int(i) for i in np.flatnonzero(mostly_unknown(tokens, tokenizer)))
+            first_frame = tokens[:, 0] if tokens.ndim == 3 else tokens
+            unknown.extend(first + int(i) for i in np.flatnonzero(mostly_unknown(first_frame, tokenizer)))
             yield from zip(chunk, window_outputs(net, tokens, spans, "probs", net.info.labels["kind"], batch_size),
                            strict=True)
             bar.update(len(chunk))

@@ -2,8 +2,9 @@
 
 An exported classifier is a directory with `model.safetensors` (backbone, pooling and head weights) and `config.json`:
 `format` `genomenet-classifier/1`, `backbone` (LongNetConfig fields), `causal`, `kmer_size`, `pooling`, `labels`
-(`kind`: binary | multiclass | multilabel, `classes`), `window` (`length`, `mode`, `flank`: what each region is read
-as), `pool_over` (window | region) and `strands` (one | both; absent in older exports: window, one).
+(`kind`: binary | multiclass | multilabel, `classes`), `window` (`length`, `mode`, `flank`, `frames`: what each region
+is read as; `frames` absent in older exports: one), `pool_over` (window | region) and `strands` (one | both; absent
+in older exports: window, one).
 A training checkpoint of the classifier holds the same under its `genomenet_classifier` key.
 """
 
@@ -38,7 +39,7 @@ class ClassifierInfo:
     labels: dict
     """{"kind": binary | multiclass | multilabel, "classes": [...]}"""
     window: dict
-    """{"length": bases, "mode": centered | region, "flank": bases}"""
+    """{"length": bases, "mode": centered | region, "flank": bases, "frames": one | all (absent before frames: one)}"""
     pool_over: str = "window"
     strands: str = "one"
 

@@ -78,7 +78,8 @@ def both_strand_states(backbone: LongNet, input_ids: Tensor, real: Tensor, rc_id
 
 
 class RegionClassifierNet(nn.Module):
-    """Token windows (b, n) -> class logits (b, outputs): backbone hidden states, pooled, then a linear head."""
+    """Token windows (b, n), or (b, frames, n), -> class logits (b, outputs): backbone hidden states, pooled
+    (averaged over frames), then a linear head."""
 
     def __init__(self, backbone: LongNet, num_outputs: int, pooling: Pooling = "mean", pad_id: int = -1,
                  dropout: float = 0.0, pool_over: PoolOver = "window", strands: Strands = "one",
@@ -114,7 +115,12 @@ class RegionClassifierNet(nn.Module):
 
     def features(self, input_ids: Tensor, spans: Tensor | None = None) -> Tensor:
         """Pooled vectors (b, width) of windows right-padded with pad_id; `spans` (b, 2): the region's token span,
-        needed when pool_over="region"."""
+        needed when pool_over="region". Windows given in several k-mer frames (b, frames, n) get the mean of their
+        frames' pooled vectors (the head is linear, so its logits are the mean of the frames' logits too)."""
+        if input_ids.dim() == 3:
+            b, frames, n = input_ids.shape
+            per_frame = None if spans is None else spans.repeat_interleave(frames, 0)
+            return self.features(input_ids.reshape(b * frames, n), per_frame).view(b, frames, -1).mean(1)
         real = input_ids != self.pad_id
         if self.strands == "one":
             hidden = self._states(input_ids, real)

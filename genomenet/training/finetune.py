@@ -168,7 +168,7 @@ class RegionClassifier(LoadsClassPathCheckpoints, L.LightningModule):
         averaging: EMA, SWA), which runs before this module's, copy the real head."""
         if self.labels is None:
             self.build_head(data.labels.to_dict(), {"length": data.spec.length, "mode": data.spec.mode,
-                                                    "flank": data.spec.flank})
+                                                    "flank": data.spec.flank, "frames": data.spec.frames})
 
     def build_head(self, labels: dict, window: dict) -> None:
         self.labels, self.window = labels, window
