@@ -334,12 +334,17 @@ def test_every_frame_is_the_window_moved_one_base_and_training_draws_one_of_them
         text = dmel.sequence(CHROM, window.start, window.end)
         text = str(Seq(text).reverse_complement()) if region.strand == "-" else text
         assert np.array_equal(rows[offset], tokenizer.encode(text))
+        # the token holding the region's one base, in this frame's reading order
+        base = region.start - window.start if region.strand != "-" else window.end - 1 - region.start
+        assert list(dm.window_spans("test")[0, offset]) == [base // 3, base // 3 + 1]
     assert dm.dataloader("val").dataset[0]["input_ids"].shape == (3, 40)   # evaluation reads every frame
-    train_rows = dm.window_tokens("train")[0]
+    train_rows, train_spans = dm.window_tokens("train")[0], dm.window_spans("train")[0]
     drawn = set()
     for _ in range(30):
-        ids = dm.dataloader("train", shuffle=True).dataset[0]["input_ids"].numpy()
-        drawn.add(next(f for f in range(3) if np.array_equal(ids, train_rows[f])))
+        item = dm.dataloader("train", shuffle=True).dataset[0]
+        frame = next(f for f in range(3) if np.array_equal(item["input_ids"].numpy(), train_rows[f]))
+        assert np.array_equal(item["region"].numpy(), train_spans[frame])   # the drawn frame's own span
+        drawn.add(frame)
     assert drawn == {0, 1, 2}
 
 
@@ -349,14 +354,18 @@ def test_a_window_whose_later_frames_reach_into_another_split_is_dropped(tmp_pat
     # the 120-base window about 99,940 ends at the train/test boundary: frame 3 reads 3 bases of test
     lines = [f"{CHROM}\t{s}\t{s + 1}\t{'ab'[i % 2]}" for i, s in enumerate(range(1000, 199_000, 5003))]
     lines.append(f"{CHROM}\t99940\t99941\ta")
+    # in region mode the window is the region and its flanks: [99,890, 100,000) for this one
+    lines.append(f"{CHROM}\t99900\t99990\tb")
     split = SplitConfig(by="bed", blocks=str(blocks))
-    one = data_module(tmp_path, lines, context_length=120, kmer_size=4, split=split)
-    every = data_module(tmp_path, lines, context_length=120, kmer_size=4, split=split, frames="all")
-    one.setup()
-    every.setup()
-    assert any(r.start == 99940 for r in one.splits["train"].regions)
-    assert not any(r.start == 99940 for s in SPLITS for r in every.splits[s].regions)
-    assert every.dropped["not in one split"] == one.dropped["not in one split"] + 1
+    for mode in ("centered", "region"):
+        one = data_module(tmp_path, lines, context_length=120, kmer_size=4, split=split, mode=mode, flank=10)
+        every = data_module(tmp_path, lines, context_length=120, kmer_size=4, split=split, mode=mode, flank=10,
+                            frames="all")
+        one.setup()
+        every.setup()
+        edge = 99940 if mode == "centered" else 99900
+        assert any(r.start == edge for r in one.splits["train"].regions)
+        assert not any(r.start == edge for s in SPLITS for r in every.splits[s].regions)
 
 
 def test_frames_other_than_one_or_all_are_refused(tmp_path: Path) -> None:

@@ -149,6 +149,7 @@ def test_reading_the_region_on_both_strands_from_a_probe_started_head_learns_the
     assert accuracy and float(accuracy.group(1)) >= 0.9
     config = json.loads((out_dir / "model" / "config.json").read_text())
     assert (config["pool_over"], config["strands"]) == ("region", "both")
+    assert "frames" not in config["window"]   # one frame: an export older genomenets still read
     predicted = out_dir / "predicted.tsv"
     assert main(["classify", "--model", str(out_dir / "model"), "--fasta", str(run["fasta"]), "--regions",
                  str(run["bed"]), "--out", str(predicted), "--cache-dir", str(run["folder"] / "cache"),
@@ -200,8 +201,8 @@ def test_fit_reading_every_kmer_frame_exports_it_and_classify_reads_every_frame_
     out_dir = run["folder"] / "frames"
     backbone = tiny_model(run["folder"] / "backbone_k2", k=2, seed=0)
     argv = [*run["argv"], "--model.init_weights", str(backbone), "--data.kmer_size", "2", "--data.frames", "all",
-            "--trainer.max_epochs", "2", "--checkpoint.dirpath", str(out_dir / "checkpoints"),
-            "--report.export_dir", str(out_dir / "model")]
+            "--model.pool_over", "region", "--trainer.max_epochs", "2",
+            "--checkpoint.dirpath", str(out_dir / "checkpoints"), "--report.export_dir", str(out_dir / "model")]
     assert main(argv) == 0
     assert re.search(r"held-out accuracy: \d\.\d{3} ", capsys.readouterr().out)
     assert json.loads((out_dir / "model" / "config.json").read_text())["window"]["frames"] == "all"

@@ -23,7 +23,14 @@ from torch.utils.data import DataLoader, Dataset
 from genomenet.data.cache import PreparedGenome, prepare
 from genomenet.data.intervals import Interval, Region, read_bed_regions
 from genomenet.data.labels import LabelSet, TaskKind, infer_labels, label_names
-from genomenet.data.region_windows import Frames, WindowMode, WindowSpec, n_fraction, region_frames, region_span
+from genomenet.data.region_windows import (
+    Frames,
+    WindowMode,
+    WindowSpec,
+    n_fraction,
+    region_frame_spans,
+    region_frames,
+)
 from genomenet.data.splits import (
     SPLITS,
     Block,
@@ -46,7 +53,7 @@ class LabelledWindows:
     windows: list[Interval]
     tokens: np.ndarray   # (regions, tokens) or, every frame read, (regions, k, tokens) int64
     targets: np.ndarray  # (regions, 1 | classes) float32
-    spans: np.ndarray    # (regions, 2) int64: [first, end) tokens of the region in its row of `tokens`
+    spans: np.ndarray    # (regions, [k,] 2) int64: [first, end) tokens of the region in its row of `tokens`
 
 
 class WindowDataset(Dataset):
@@ -66,7 +73,8 @@ class WindowDataset(Dataset):
         i = int(self.order[j]) if self.order is not None else j
         row, span = self.data.tokens[i], self.data.spans[i]
         if row.ndim == 2 and self.random:
-            row = row[np.random.randint(len(row))]
+            frame = np.random.randint(len(row))
+            row, span = row[frame], span[frame]
         if self.shift:
             offset = int(np.random.randint(0, 2 * self.shift + 1)) if self.random else self.shift
             row = row[..., offset:row.shape[-1] - 2 * self.shift + offset]
@@ -92,9 +100,10 @@ def interleaved_order(targets: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def crop_span(span: np.ndarray, offset: int, n_tokens: int) -> np.ndarray:
-    """A token span moved into a row cropped at `offset` to `n_tokens` tokens (at least one token kept)."""
-    first = min(max(int(span[0]) - offset, 0), n_tokens - 1)
-    return np.array([first, max(min(int(span[1]) - offset, n_tokens), first + 1)], dtype=np.int64)
+    """Token spans (..., 2) moved into a row cropped at `offset` to `n_tokens` tokens (at least one token kept)."""
+    span = np.asarray(span, dtype=np.int64)
+    first = np.clip(span[..., 0] - offset, 0, n_tokens - 1)
+    return np.stack([first, np.maximum(np.minimum(span[..., 1] - offset, n_tokens), first + 1)], -1)
 
 
 class RegionDataModule(SplitLoaders, L.LightningDataModule):
@@ -158,12 +167,12 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         if frames not in ("one", "all"):
             raise ConfigError(f"data.frames={frames!r} must be one or all")
         self.spec = WindowSpec(context_length, mode, flank, min_length=kmer_size, frames=frames)
-        extra = self.spec.num_frames(kmer_size) - 1  # a frame moves the window this many bases at most
+        self.frame_reach = self.spec.num_frames(kmer_size) - 1  # bases the last frame reads past the window
         self.shift_tokens = shift // kmer_size
         self.read_spec = replace(self.spec, length=context_length + 2 * self.shift_tokens * kmer_size)
         self.context_length, self.kmer_size, self.sequence_parallel_size = context_length, kmer_size, 1
         self.task, self.split_cfg, self.max_n = task, split, max_n_fraction
-        self.split_spec = replace(self.spec, length=max(split_context or 0, self.read_spec.length + 2 * extra))
+        self.split_spec = replace(self.spec, length=max(split_context or 0, self.read_spec.length))
         self.batch_size, self.num_workers = batch_size, num_workers
         self.tokenizer: KmerTokenizer = make_tokenizer(kmer_size)
         self.genome: PreparedGenome | None = None
@@ -197,7 +206,7 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         assigned: dict[str, list[Region]] = {s: [] for s in SPLITS}
         self.dropped = {"not in one split": 0, "too many N": 0}
         for region in regions:
-            split = split_of(self.split_spec.interval(region), by_chrom)
+            split = split_of(self._split_reach(region), by_chrom)
             if split is None:
                 self.dropped["not in one split"] += 1
             elif n_fraction(self.genome, self.spec.interval(region)) > self.max_n:
@@ -205,6 +214,11 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
             else:
                 assigned[split].append(region)
         return assigned
+
+    def _split_reach(self, region: Region) -> Interval:
+        """The bases that decide a region's split: its split-context window and every frame of its read window."""
+        context, read = self.split_spec.interval(region), self.read_spec.interval(region)
+        return Interval(region.chrom, min(context.start, read.start), max(context.end, read.end + self.frame_reach))
 
     def _windows(self, regions: list[Region]) -> LabelledWindows:
         """Token rows of the read windows (the model's window plus the shift on each side)."""
@@ -215,9 +229,9 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
             else np.zeros((0, frames, n_tokens) if frames > 1 else (0, n_tokens), dtype=np.int64)
         targets = np.stack([self.labels.target(r.name) for r in regions]) if regions \
             else np.zeros((0, self.labels.num_outputs if self.labels.kind != "multiclass" else 1), np.float32)
-        spans = np.array([region_span(r, self.read_spec, self.tokenizer) for r in regions], dtype=np.int64)
+        spans = np.array([region_frame_spans(r, self.read_spec, self.tokenizer) for r in regions], dtype=np.int64)
         return LabelledWindows(regions, [self.spec.interval(r) for r in regions], tokens, targets,
-                               spans.reshape(len(regions), 2))
+                               spans.reshape(len(regions), *((frames,) if frames > 1 else ()), 2))
 
     def _check_classes(self) -> None:
         """Every class needs a training and a test example, or the held-out figures mean nothing; validation must
@@ -240,10 +254,8 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         return tokens[..., self.shift_tokens:tokens.shape[-1] - self.shift_tokens] if self.shift_tokens else tokens
 
     def window_spans(self, split: str) -> np.ndarray:
-        """The regions' token spans (regions, 2) in the centred model windows of `window_tokens`."""
-        n_tokens = self.tokenizer.num_tokens(self.spec.length)
-        return np.stack([crop_span(span, self.shift_tokens, n_tokens) for span in self.splits[split].spans]) \
-            if len(self.splits[split].spans) else np.zeros((0, 2), dtype=np.int64)
+        """The regions' token spans (regions, [k,] 2) in the centred model windows of `window_tokens`."""
+        return crop_span(self.splits[split].spans, self.shift_tokens, self.tokenizer.num_tokens(self.spec.length))
 
     def dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
         """Training shuffled; validation in `interleaved_order` (so a limited validation pass reads every class);

@@ -93,16 +93,26 @@ def region_frames(genome: PreparedGenome, region: Region, spec: WindowSpec, toke
     return np.stack([region_tokens(genome, region, spec, tokenizer, offset) for offset in range(frames)])
 
 
-def region_span(region: Region, spec: WindowSpec, tokenizer: KmerTokenizer) -> tuple[int, int]:
+def region_span(region: Region, spec: WindowSpec, tokenizer: KmerTokenizer, offset: int = 0) -> tuple[int, int]:
     """[first, end) of the window's tokens (on the region's reading strand) that hold the region's bases: what a
-    classifier pooling over the region reads. A region wider than the window spans the whole window."""
+    classifier pooling over the region reads. A region wider than the window spans the whole window. `offset`: the
+    window moved that many bases along the forward strand, as `region_tokens` reads it."""
     window = spec.interval(region)
+    window = Interval(window.chrom, window.start + offset, window.end + offset)
     start, end = max(region.start, window.start) - window.start, min(region.end, window.end) - window.start
     if region.reading_strand == "-":
         start, end = window.length - end, window.length - start
     n_tokens = tokenizer.num_tokens(window.length)
     first = min(int(tokenizer.token_index(start)), n_tokens - 1)
     return first, max(min(int(tokenizer.token_index(max(end - 1, start))) + 1, n_tokens), first + 1)
+
+
+def region_frame_spans(region: Region, spec: WindowSpec, tokenizer: KmerTokenizer) -> np.ndarray:
+    """The region's token span in each frame `region_frames` reads: (2,) for one frame, (k, 2) for all."""
+    frames = spec.num_frames(tokenizer.k)
+    if frames == 1:
+        return np.array(region_span(region, spec, tokenizer), dtype=np.int64)
+    return np.array([region_span(region, spec, tokenizer, offset) for offset in range(frames)], dtype=np.int64)
 
 
 def n_fraction(genome: PreparedGenome, window: Interval) -> float:

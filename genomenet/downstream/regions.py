@@ -24,7 +24,7 @@ from tqdm import tqdm
 from genomenet.baselines.kmer import C_GRID, FittedBaseline, choose_and_fit, kmer_spectrum, predict_probs
 from genomenet.data.cache import prepare
 from genomenet.data.intervals import read_bed_regions
-from genomenet.data.region_windows import WindowSpec, region_frames, region_span, window_bases
+from genomenet.data.region_windows import WindowSpec, region_frame_spans, region_frames, window_bases
 from genomenet.data.tokenizers import CODE_MASK, make_tokenizer
 from genomenet.errors import InputFileError
 from genomenet.evaluation.classification import (
@@ -94,8 +94,9 @@ def linear_probe(datamodule, init_weights: str, batch_size: int, max_bases: int 
                               reverse_complement_ids=tokenizer.reverse_complement_ids).to(device).eval()
     kind, splits = datamodule.labels.kind, datamodule.splits
     train = np.arange(len(splits["train"].regions))
-    if max_bases is not None and len(train) * datamodule.spec.length > max_bases:
-        keep = max(max_bases // datamodule.spec.length, 2)
+    read = datamodule.spec.length * datamodule.spec.num_frames(datamodule.kmer_size)   # bases read per window
+    if max_bases is not None and len(train) * read > max_bases:
+        keep = max(max_bases // read, 2)
         print(f"linear probe: fitted on {keep} of {len(train)} training windows "
               f"(report.probe_max_bases={max_bases})", flush=True)
         train = stratified_subset(splits["train"].targets, keep)
@@ -316,7 +317,7 @@ def scored_in_chunks(net: RegionClassifierNet, genome, records: list, spec: Wind
         for first in range(0, len(records), per_chunk):
             chunk = records[first:first + per_chunk]
             tokens = np.stack([region_frames(genome, r, spec, tokenizer) for r in chunk])  # (n, [frames,] tokens)
-            spans = np.array([region_span(r, spec, tokenizer) for r in chunk], dtype=np.int64)
+            spans = np.stack([region_frame_spans(r, spec, tokenizer) for r in chunk])  # (n, [frames,] 2)
             first_frame = tokens[:, 0] if tokens.ndim == 3 else tokens
             unknown.extend(first + int(i) for i in np.flatnonzero(mostly_unknown(first_frame, tokenizer)))
             yield from zip(chunk, window_outputs(net, tokens, spans, "probs", net.info.labels["kind"], batch_size),

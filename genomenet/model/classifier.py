@@ -3,8 +3,8 @@
 An exported classifier is a directory with `model.safetensors` (backbone, pooling and head weights) and `config.json`:
 `format` `genomenet-classifier/1`, `backbone` (LongNetConfig fields), `causal`, `kmer_size`, `pooling`, `labels`
 (`kind`: binary | multiclass | multilabel, `classes`), `window` (`length`, `mode`, `flank`, `frames`: what each region
-is read as; `frames` absent in older exports: one), `pool_over` (window | region) and `strands` (one | both; absent
-in older exports: window, one).
+is read as; `frames` written only when `all`: absent means one), `pool_over` (window | region) and `strands` (one |
+both; absent in older exports: window, one).
 A training checkpoint of the classifier holds the same under its `genomenet_classifier` key.
 """
 
@@ -39,7 +39,7 @@ class ClassifierInfo:
     labels: dict
     """{"kind": binary | multiclass | multilabel, "classes": [...]}"""
     window: dict
-    """{"length": bases, "mode": centered | region, "flank": bases, "frames": one | all (absent before frames: one)}"""
+    """{"length": bases, "mode": centered | region, "flank": bases, "frames": "all" (absent: one)}"""
     pool_over: str = "window"
     strands: str = "one"
 

@@ -117,9 +117,9 @@ class RegionClassifierNet(nn.Module):
         """Pooled vectors (b, width) of windows right-padded with pad_id; `spans` (b, 2): the region's token span,
         needed when pool_over="region". Windows given in several k-mer frames (b, frames, n) get the mean of their
         frames' pooled vectors (the head is linear, so its logits are the mean of the frames' logits too)."""
-        if input_ids.dim() == 3:
+        if input_ids.dim() == 3:  # spans (b, frames, 2): each frame's own
             b, frames, n = input_ids.shape
-            per_frame = None if spans is None else spans.repeat_interleave(frames, 0)
+            per_frame = None if spans is None else spans.reshape(b * frames, 2)
             return self.features(input_ids.reshape(b * frames, n), per_frame).view(b, frames, -1).mean(1)
         real = input_ids != self.pad_id
         if self.strands == "one":

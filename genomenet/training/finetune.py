@@ -167,8 +167,9 @@ class RegionClassifier(LoadsClassPathCheckpoints, L.LightningModule):
         it before the trainer exists, so callbacks that copy the model in their own setup (Lightning's weight
         averaging: EMA, SWA), which runs before this module's, copy the real head."""
         if self.labels is None:
+            frames = {"frames": "all"} if data.spec.frames == "all" else {}  # older genomenets read the rest
             self.build_head(data.labels.to_dict(), {"length": data.spec.length, "mode": data.spec.mode,
-                                                    "flank": data.spec.flank, "frames": data.spec.frames})
+                                                    "flank": data.spec.flank, **frames})
 
     def build_head(self, labels: dict, window: dict) -> None:
         self.labels, self.window = labels, window
