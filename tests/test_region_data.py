@@ -346,6 +346,9 @@ def test_every_frame_is_the_window_moved_one_base_and_training_draws_one_of_them
         assert np.array_equal(item["region"].numpy(), train_spans[frame])   # the drawn frame's own span
         drawn.add(frame)
     assert drawn == {0, 1, 2}
+    dm.train_frames = "all"
+    item = dm.dataloader("train", shuffle=True).dataset[0]
+    assert np.array_equal(item["input_ids"].numpy(), train_rows) and np.array_equal(item["region"].numpy(), train_spans)
 
 
 def test_a_window_whose_later_frames_reach_into_another_split_is_dropped(tmp_path: Path) -> None:

@@ -59,12 +59,13 @@ class LabelledWindows:
 class WindowDataset(Dataset):
     """Windows of one split; with `shift_tokens` > 0 the stored rows are that many tokens wider on each side and
     each draw crops a window at a random offset (training augmentation), otherwise the centred one. Windows stored
-    in every k-mer frame give one frame at random when drawn at random (training: the cost of one frame), all of
-    them otherwise (the model averages over them)."""
+    in every k-mer frame give all of them (the model averages over them), or one at random when drawn at random with
+    `one_frame` (training at the cost of one frame)."""
 
     def __init__(self, data: LabelledWindows, shift_tokens: int = 0, random: bool = False,
-                 order: np.ndarray | None = None) -> None:
+                 order: np.ndarray | None = None, one_frame: bool = True) -> None:
         self.data, self.shift, self.random, self.order = data, shift_tokens, random, order
+        self.one_frame = one_frame
 
     def __len__(self) -> int:
         return len(self.data.regions)
@@ -72,7 +73,7 @@ class WindowDataset(Dataset):
     def __getitem__(self, j: int) -> dict:
         i = int(self.order[j]) if self.order is not None else j
         row, span = self.data.tokens[i], self.data.spans[i]
-        if row.ndim == 2 and self.random:
+        if row.ndim == 2 and self.random and self.one_frame:
             frame = np.random.randint(len(row))
             row, span = row[frame], span[frame]
         if self.shift:
@@ -122,6 +123,7 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         max_n_fraction: float = 0.1,
         shift: int = 0,
         frames: Frames = "one",
+        train_frames: Literal["random", "all"] = "random",
         split_context: int | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
@@ -145,8 +147,10 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
                 whole number of tokens within +-shift bases; validation and test windows stay centred.
             frames: one (each window tokenized as placed) or all (k-mer tokens: also the window moved 1 .. k-1
                 bases, so every reading frame is read; the model averages its pooled vectors over them, a single
-                indel no longer re-spelling a window's tokens). Training draws one frame at random per window;
-                validation, test, the linear probe and `genomenet classify` read all k (k times the compute).
+                indel no longer re-spelling a window's tokens). Validation, test, the linear probe and
+                `genomenet classify` read all k (k times the compute).
+            train_frames: with frames all, what a training step reads: random (one frame per window, drawn each
+                time: the cost of one frame) or all (every frame, as evaluation reads them: k times the cost).
             split_context: bases about each region that decide its split (default: the window it reads); set it to
                 the longest window of a comparison across window lengths, so every length trains and tests on the
                 same regions.
@@ -164,8 +168,10 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         self.fasta, self.regions_path, self.cache_dir = fasta, regions, cache_dir
         if shift and mode != "centered" or shift < 0:
             raise ConfigError(f"data.shift={shift}: a shift (>= 0) needs data.mode centered")
-        if frames not in ("one", "all"):
-            raise ConfigError(f"data.frames={frames!r} must be one or all")
+        if frames not in ("one", "all") or train_frames not in ("random", "all"):
+            raise ConfigError(f"data.frames={frames!r} must be one or all, data.train_frames={train_frames!r} "
+                              "random or all")
+        self.train_frames = train_frames
         self.spec = WindowSpec(context_length, mode, flank, min_length=kmer_size, frames=frames)
         self.frame_reach = self.spec.num_frames(kmer_size) - 1  # bases the last frame reads past the window
         self.shift_tokens = shift // kmer_size
@@ -261,7 +267,8 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
         """Training shuffled; validation in `interleaved_order` (so a limited validation pass reads every class);
         test in file order (predictions follow the split file)."""
         order = interleaved_order(self.splits[split].targets) if split == "val" else None
-        data = WindowDataset(self.splits[split], self.shift_tokens, random=shuffle, order=order)
+        data = WindowDataset(self.splits[split], self.shift_tokens, random=shuffle, order=order,
+                             one_frame=self.train_frames == "random")
         return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
