@@ -173,7 +173,6 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
                               "random or all")
         self.train_frames = train_frames
         self.spec = WindowSpec(context_length, mode, flank, min_length=kmer_size, frames=frames)
-        self.frame_reach = self.spec.num_frames(kmer_size) - 1  # bases the last frame reads past the window
         self.shift_tokens = shift // kmer_size
         self.read_spec = replace(self.spec, length=context_length + 2 * self.shift_tokens * kmer_size)
         self.context_length, self.kmer_size, self.sequence_parallel_size = context_length, kmer_size, 1
@@ -224,7 +223,8 @@ class RegionDataModule(SplitLoaders, L.LightningDataModule):
     def _split_reach(self, region: Region) -> Interval:
         """The bases that decide a region's split: its split-context window and every frame of its read window."""
         context, read = self.split_spec.interval(region), self.read_spec.interval(region)
-        return Interval(region.chrom, min(context.start, read.start), max(context.end, read.end + self.frame_reach))
+        reach = self.spec.num_frames(self.kmer_size) - 1  # bases the last frame reads past the window
+        return Interval(region.chrom, min(context.start, read.start), max(context.end, read.end + reach))
 
     def _windows(self, regions: list[Region]) -> LabelledWindows:
         """Token rows of the read windows (the model's window plus the shift on each side)."""
